@@ -1,0 +1,1 @@
+"""GFlowNet DAG environments: forward/backward actions with masks and exact ground truth where small."""

@@ -1,0 +1,151 @@
+"""HyperGrid: the standard GFlowNet benchmark grid, in all the semantics the literature uses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from gymgen.core.adapters import single_env_view, vector_env_view
+from gymgen.dag.base import DAGEnv, InvalidActionPolicy
+
+Semantics = Literal["exit_anywhere", "edge_terminates"]
+SEMANTICS = ("exit_anywhere", "edge_terminates")
+
+
+class HyperGrid(DAGEnv):
+    """HyperGrid: build a cell of a ``height^ndim`` grid by unit steps, rewarded at 2^ndim corner modes.
+
+    ## Description
+    A GFlowNet starts at the origin ``(0, ..., 0)`` and repeatedly increments one coordinate by 1;
+    the *exit* action stops and the final cell ``x`` is scored. With ``a_d = |x_d / (H-1) - 0.5|``:
+
+    ``R(x) = R0 + R1 * prod_d 1[0.25 < a_d] + R2 * prod_d 1[0.3 < a_d < 0.4]``
+
+    so high reward sits in the 2^D corners with a thin ring of highest reward inside each corner.
+    The env is a DAG (every step increases ``sum(x)``), so everything is exactly enumerable for small
+    grids: ``terminal_states()``, ``true_distribution()`` (``R^beta / Z``), ``log_partition()``.
+
+    ## Semantics (``semantics=``)
+    - ``"exit_anywhere"`` (default; torchgfn and gfnx): exit is legal in every state, including the
+      origin; an increment that would leave the grid is masked. Terminal set = all ``H^D`` cells.
+    - ``"edge_terminates"`` (the original grid of Bengio et al. 2021, used by EGFN): as above, but
+      the episode also ends as soon as any coordinate reaches ``H-1`` (only exit is legal there, and
+      the env exits for you). Cells with two or more coordinates at ``H-1`` are unreachable.
+    The goal-conditioned 2-D grid of RBS is a separate id (``gymgen/GCHyperGrid-v0``).
+
+    ## Action space
+    ``Discrete(ndim + 1)``: action ``i < ndim`` increments coordinate ``i``; action ``ndim`` exits.
+    Backward action ``i`` decrements coordinate ``i`` (legal when ``x_i > 0``).
+
+    ## Observation space
+    ``Dict(state=Box(0, H-1, (ndim,), int64), action_mask=MultiBinary(ndim+1),
+    backward_mask=MultiBinary(ndim))``. ``env.action_masks()`` returns the mask (MaskablePPO).
+
+    ## Rewards
+    0 on every step but the last; ``R(x)^beta`` when the episode ends (``info["log_reward"]`` holds
+    ``beta * log R(x)``). ``beta`` is ``reward_exponent`` (default 1).
+
+    ## Episode end
+    Terminated on exit (or on reaching the edge with ``"edge_terminates"``). Trajectories have at
+    most ``ndim * (H-1) + 1`` actions. Stepping a finished episode raises until ``reset()``.
+
+    ## Arguments
+    ``ndim`` (2), ``height`` (8), ``R0`` (0.1), ``R1`` (0.5), ``R2`` (2.0), ``semantics``
+    (``"exit_anywhere"``), ``reward_exponent`` (1.0), ``invalid_action`` (``"raise"``: an illegal
+    action raises ``InvalidActionError``; ``"terminate"``: the episode ends with reward 0;
+    ``"ignore"``: the state is unchanged and the reward is 0), ``device`` ("cpu").
+
+    ## Version history
+    - v0: first release.
+
+    ## Source
+    Bengio et al., "Flow Network based Generative Models for Non-Iterative Diverse Candidate
+    Generation" (NeurIPS 2021); Malkin et al., "Trajectory balance" (NeurIPS 2022). Used by the seed
+    papers BN, RPE, QGFN and EGFN.
+    """
+
+    def __init__(
+        self,
+        ndim: int = 2,
+        height: int = 8,
+        R0: float = 0.1,
+        R1: float = 0.5,
+        R2: float = 2.0,
+        semantics: Semantics = "exit_anywhere",
+        reward_exponent: float = 1.0,
+        invalid_action: InvalidActionPolicy = "raise",
+        *,
+        batch_size: int = 1,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(batch_size=batch_size, device=device, invalid_action=invalid_action, reward_exponent=reward_exponent)
+        if not isinstance(ndim, int) or ndim < 1:
+            raise ValueError(f"ndim must be an int >= 1, got {ndim!r}")
+        if not isinstance(height, int) or height < 2:
+            raise ValueError(f"height must be an int >= 2, got {height!r}")
+        if semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+        if R0 < 0 or R1 < 0 or R2 < 0 or R0 + R1 + R2 <= 0:
+            raise ValueError(f"rewards must be >= 0 with a positive sum, got R0={R0}, R1={R1}, R2={R2}")
+        self.dim, self.height, self.semantics = ndim, height, semantics  # EnvBase owns .ndim (batch dims)
+        self.R0, self.R1, self.R2 = float(R0), float(R1), float(R2)
+        self.auto_exit = semantics == "edge_terminates"
+        self.s0 = torch.zeros(ndim, dtype=torch.int64)
+        self.n_actions = ndim + 1
+        self.state_high = height
+        self.max_trajectory_length = ndim * (height - 1) + 1
+        self._finish_dag_init()
+
+    def forward_masks(self, states: torch.Tensor) -> torch.Tensor:
+        inc = states < self.height - 1
+        if self.semantics == "edge_terminates":
+            at_edge = (states == self.height - 1).any(-1, keepdim=True)
+            inc = inc & ~at_edge
+        exit_ok = torch.ones(states.shape[0], 1, dtype=torch.bool, device=states.device)
+        return torch.cat([inc, exit_ok], dim=-1)
+
+    def backward_masks(self, states: torch.Tensor) -> torch.Tensor:
+        back = states > 0
+        if self.semantics == "edge_terminates":
+            # a parent must not itself be an edge state (the episode would have ended there)
+            edge_count = (states == self.height - 1).sum(-1, keepdim=True)
+            at_edge = states == self.height - 1
+            back = back & ~((edge_count - at_edge.long()) > 0)
+        return back
+
+    def forward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        out = states.clone()
+        rows = torch.arange(states.shape[0], device=states.device)
+        out[rows, actions] += 1
+        return out
+
+    def backward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        out = states.clone()
+        rows = torch.arange(states.shape[0], device=states.device)
+        out[rows, actions] -= 1
+        return out
+
+    def log_reward(self, states: torch.Tensor) -> torch.Tensor:
+        eps = 1e-12
+        a = (states.double() / (self.height - 1) - 0.5).abs()
+        r = self.R0 + self.R1 * (a > 0.25 + eps).all(-1).double() + self.R2 * ((a > 0.3 + eps) & (a < 0.4 - eps)).all(-1).double()
+        return (self.reward_exponent * r.log()).to(torch.float32)
+
+    def is_enumerable(self) -> bool:
+        return self.height**self.dim <= 5_000_000
+
+    def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
+        """True where ``R(x) = R0 + R1 + R2`` (the highest-reward cells)."""
+        a = (states.double() / (self.height - 1) - 0.5).abs()
+        eps = 1e-12
+        return ((a > 0.3 + eps) & (a < 0.4 - eps)).all(-1)
+
+    def mode_region(self, states: torch.Tensor) -> torch.Tensor:
+        """Which of the 2^D corner regions each state lies in (int), as in the legacy grid code."""
+        bits = (states.double() / (self.height - 1) > 0.5).long()
+        return (bits * (2 ** torch.arange(self.dim, device=states.device))).sum(-1)
+
+
+HyperGridEnv = single_env_view(HyperGrid)
+HyperGridVectorEnv = vector_env_view(HyperGrid)

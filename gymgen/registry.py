@@ -1,0 +1,268 @@
+"""The one table of gymgen environment ids, and the functions that register, list and make them.
+
+Entry points are strings so that ``import gymgen`` registers every id with Gymnasium (and the
+multi-agent ids with PettingZoo) without importing torch or any family's dependencies.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FAMILIES = ("dag", "marl", "control", "worldsim", "video")
+PAPERS = {
+    "GFN": "GFlowNet literature baseline (Bengio et al. 2021; Malkin et al. 2022, trajectory balance)",
+    "BN": "Bifurcated GFlowNets",
+    "RPE": "Rectified Policy Evaluation: GFlowNets as policy evaluation",
+    "RBS": "Retrospective Backward Synthesis for goal-conditioned GFlowNets",
+    "QGFN": "QGFN: controllable greediness with action values",
+    "EGFN": "Evolution guided generative flow networks",
+    "MAST": "MAST: multi-agent sparse training",
+    "Kaleidoscope": "Kaleidoscope: learnable masks for heterogeneous multi-agent RL",
+    "NE": "Neuroplastic Expansion in deep RL",
+    "DWS": "Dynamic World Simulation: pre-trained video models as world simulators",
+    "VPDD": "Video pre-trained discrete diffusion policies",
+}
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered environment id and everything gymgen knows about it.
+
+    ``entry_point`` builds the Gymnasium env (``api="gymnasium"``) or the PettingZoo parallel env
+    (``api="parallel"``); ``batched_entry_point`` builds the torch-batched TorchRL env that holds the
+    dynamics; ``vector_entry_point`` builds the native Gymnasium ``VectorEnv`` used by ``make_vec``.
+    """
+
+    id: str
+    family: str
+    api: Literal["gymnasium", "parallel"]
+    entry_point: str
+    papers: tuple[str, ...]
+    description: str
+    batched_entry_point: str | None = None
+    vector_entry_point: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None
+    exact: bool = False
+    extra: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"{self.id}: family {self.family!r} is not one of {FAMILIES}")
+        unknown = [p for p in self.papers if p not in PAPERS]
+        if unknown:
+            raise ValueError(f"{self.id}: unknown paper keys {unknown}; known: {sorted(PAPERS)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able view, for ``gymgen info`` and stored leaderboard rows."""
+        return {
+            "id": self.id,
+            "family": self.family,
+            "api": self.api,
+            "papers": list(self.papers),
+            "description": self.description,
+            "entry_point": self.entry_point,
+            "batched_entry_point": self.batched_entry_point,
+            "vector_entry_point": self.vector_entry_point,
+            "kwargs": dict(self.kwargs),
+            "max_episode_steps": self.max_episode_steps,
+            "exact": self.exact,
+            "extra": self.extra,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# The table. Each family keeps its rows together in its own block.
+# --------------------------------------------------------------------------------------------
+
+_HG = "gymgen.dag.hypergrid"
+
+ENVS: tuple[EnvEntry, ...] = (
+    # ---- dag: GFlowNet DAG environments ----------------------------------------------------
+    EnvEntry(
+        id="gymgen/HyperGrid-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_HG}:HyperGridEnv",
+        batched_entry_point=f"{_HG}:HyperGrid",
+        vector_entry_point=f"{_HG}:HyperGridVectorEnv",
+        kwargs={"ndim": 2, "height": 8, "R0": 0.1, "R1": 0.5, "R2": 2.0, "semantics": "exit_anywhere"},
+        papers=("GFN", "BN", "RPE", "QGFN", "EGFN"),
+        description="D-dimensional grid of side H; build a cell by unit increments, reward with 2^D corner modes.",
+        exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/HyperGrid-Legacy-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_HG}:HyperGridEnv",
+        batched_entry_point=f"{_HG}:HyperGrid",
+        vector_entry_point=f"{_HG}:HyperGridVectorEnv",
+        kwargs={"ndim": 3, "height": 20, "R0": 1e-3, "R1": 0.5, "R2": 2.0, "semantics": "edge_terminates"},
+        papers=("GFN", "EGFN"),
+        description="Original Bengio-2021 grid: a trajectory also ends when a coordinate reaches the edge.",
+        exact=True,
+    ),
+    # ---- dag: end ------------------------------------------------------------------------------
+    # ---- marl: multi-agent tasks ---------------------------------------------------------------
+    # ---- marl: end -----------------------------------------------------------------------------
+    # ---- worldsim: learned world simulators ----------------------------------------------------
+    # ---- worldsim: end -------------------------------------------------------------------------
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Lookup, registration and construction
+# --------------------------------------------------------------------------------------------
+
+_BY_ID: dict[str, EnvEntry] = {e.id: e for e in ENVS}
+if len(_BY_ID) != len(ENVS):
+    raise RuntimeError("duplicate env id in gymgen.registry.ENVS")
+
+
+class UnknownEnvError(KeyError):
+    """Raised for an id that is not in the gymgen table; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def _normalise(env_id: str) -> str:
+    return env_id.split(":", 1)[1] if ":" in env_id else env_id
+
+
+def get_entry(env_id: str) -> EnvEntry:
+    """The table row for ``env_id`` (``"gymgen/X-v0"`` or ``"gymgen:gymgen/X-v0"``)."""
+    key = _normalise(env_id)
+    if key in _BY_ID:
+        return _BY_ID[key]
+    close = difflib.get_close_matches(key, list(_BY_ID), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise UnknownEnvError(
+        f"unknown gymgen env id {env_id!r}.{hint} Run `gymgen list` for all {len(_BY_ID)} ids."
+    )
+
+
+def list_envs(family: str | None = None) -> list[EnvEntry]:
+    """Every registered gymgen env, optionally only one family (``dag``, ``marl``, ...)."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    return [e for e in ENVS if family is None or e.family == family]
+
+
+def load_entry_point(path: str) -> Any:
+    """Import ``"module:attr"`` and return the attribute."""
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ValueError(f"entry point {path!r} must look like 'package.module:name'")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(f"cannot import {module_name!r} for entry point {path!r}: {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"module {module_name!r} has no attribute {attr!r} (entry point {path!r})") from None
+
+
+def accepted_kwargs(entry: EnvEntry) -> list[str]:
+    """Keyword arguments the env's constructor accepts (from the batched class when there is one)."""
+    target = load_entry_point(entry.batched_entry_point or entry.entry_point)
+    init = target.__init__ if inspect.isclass(target) else target
+    params = inspect.signature(init).parameters
+    skip = {"self", "batch_size", "num_envs", "device", "render_mode", "kwargs"}
+    return [n for n, p in params.items() if n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def check_kwargs(entry: EnvEntry, kwargs: dict[str, Any], extra_ok: tuple[str, ...] = ()) -> None:
+    """Raise a ``TypeError`` naming every unknown keyword and listing the valid ones."""
+    valid = set(accepted_kwargs(entry)) | set(extra_ok)
+    bad = [k for k in kwargs if k not in valid]
+    if bad:
+        hints = []
+        for k in bad:
+            close = difflib.get_close_matches(k, sorted(valid), n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise TypeError(
+            f"{entry.id} got unknown keyword argument(s) {', '.join(hints)}; valid keys: {sorted(valid)}"
+        )
+
+
+_REGISTERED = False
+
+
+def register_all() -> None:
+    """Register every id with Gymnasium (single-agent) or PettingZoo (parallel). Idempotent."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    import gymnasium
+
+    for e in ENVS:
+        if e.api == "gymnasium":
+            if e.id in gymnasium.registry:
+                continue
+            gymnasium.register(
+                id=e.id,
+                entry_point=e.entry_point,
+                vector_entry_point=e.vector_entry_point,
+                kwargs=dict(e.kwargs),
+                max_episode_steps=e.max_episode_steps,
+            )
+    parallel = [e for e in ENVS if e.api == "parallel"]
+    if parallel:
+        import pettingzoo
+
+        for e in parallel:
+            if e.id not in pettingzoo.parallel_registry:
+                pettingzoo.register(
+                    "parallel", id=e.id, entry_point=e.entry_point, kwargs=dict(e.kwargs),
+                    max_cycles=e.max_episode_steps,
+                )
+    _REGISTERED = True
+
+
+def make(env_id: str, **kwargs: Any) -> Any:
+    """Make a single-agent gymgen env (same as ``gymnasium.make``) with a checked id and kwargs."""
+    entry = get_entry(env_id)
+    if entry.api != "gymnasium":
+        raise TypeError(f"{entry.id} is a PettingZoo parallel env; use gymgen.parallel_env({entry.id!r})")
+    check_kwargs(entry, kwargs, extra_ok=("render_mode", "max_episode_steps", "disable_env_checker", "device"))
+    import gymnasium
+
+    register_all()
+    return gymnasium.make(entry.id, **kwargs)
+
+
+def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> Any:
+    """Make a natively batched Gymnasium ``VectorEnv`` (torch dynamics, one call per step)."""
+    entry = get_entry(env_id)
+    check_kwargs(entry, kwargs, extra_ok=("render_mode", "max_episode_steps", "device", "autoreset_mode"))
+    import gymnasium
+
+    register_all()
+    return gymnasium.make_vec(entry.id, num_envs=num_envs, **kwargs)
+
+
+def make_batched(env_id: str, batch_size: int = 1, device: Any = "cpu", **kwargs: Any) -> Any:
+    """Make the torch-batched TorchRL env (``EnvBase``) that holds the dynamics of ``env_id``."""
+    entry = get_entry(env_id)
+    if entry.batched_entry_point is None:
+        raise TypeError(f"{entry.id} has no batched torch implementation")
+    check_kwargs(entry, kwargs)
+    cls = load_entry_point(entry.batched_entry_point)
+    return cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
+
+
+def parallel_env(env_id: str, **kwargs: Any) -> Any:
+    """Make a PettingZoo ``ParallelEnv`` for a multi-agent gymgen id."""
+    entry = get_entry(env_id)
+    if entry.api != "parallel":
+        raise TypeError(f"{entry.id} is a single-agent Gymnasium env; use gymnasium.make({entry.id!r})")
+    check_kwargs(entry, kwargs, extra_ok=("render_mode", "device"))
+    factory = load_entry_point(entry.entry_point)
+    return factory(**{**entry.kwargs, **kwargs})
