@@ -75,7 +75,7 @@ class BatchedEnv(EnvBase):
         """Reseed the env's generator; override when an env keeps more than ``self.rng``."""
         self.rng.manual_seed(int(seed))
 
-    def render_frame(self, index: int = 0) -> Any:
+    def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
         """Render row ``index`` (``rgb_array`` -> HxWx3 uint8 numpy, ``ansi`` -> str)."""
         raise NotImplementedError(f"{type(self).__name__} has no renderer")
 
