@@ -1,0 +1,1 @@
+"""Multi-agent tasks (PettingZoo parallel envs): SMAC-like battles, MPE tasks, MaMuJoCo."""
