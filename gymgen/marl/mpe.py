@@ -35,11 +35,16 @@ def _mpe2() -> Any:
     return simple_env
 
 
+# Drift of a body that stops pushing: dt * sum_k (1 - damping)^k = 0.1 / 0.25 = 0.4 per unit velocity.
+_COAST = 0.4
+
+
 def flee_nearest(hunters: Callable[[Any], list[Any]], margin: float = 0.8) -> ScriptedPolicy:
     """Scripted prey: run directly away from the nearest hunter, turning inward near the arena edge.
 
-    The inward pull grows linearly past ``|x| > margin`` and dominates at the edge (|x| = 1), where
-    mpe2's boundary penalty for prey starts, so prey do not flee out of the arena.
+    The inward pull grows linearly once the prey's coasting position (position + drift of its
+    current velocity) passes ``|x| > margin`` and dominates before the edge (|x| = 1, where mpe2's
+    boundary penalty for prey grows), so prey do not flee out of the arena.
     """
 
     def policy(world: Any, me: Any) -> np.ndarray:
@@ -47,7 +52,7 @@ def flee_nearest(hunters: Callable[[Any], list[Any]], margin: float = 0.8) -> Sc
         diffs = np.array([me.state.p_pos - h.state.p_pos for h in hs])
         nearest = diffs[int(np.argmin(np.sum(diffs**2, axis=1)))]
         away = nearest / max(float(np.linalg.norm(nearest)), 1e-8)
-        pos = me.state.p_pos
+        pos = me.state.p_pos + _COAST * me.state.p_vel  # where the prey drifts to if it stops pushing
         inward = -np.sign(pos) * np.clip(np.abs(pos) - margin, 0.0, None) / (1.0 - margin) * 2.0
         return away + inward
 
