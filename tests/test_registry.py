@@ -74,3 +74,12 @@ def test_make_make_vec_make_batched_agree_on_spaces():
 def test_parallel_env_rejects_single_agent_id():
     with pytest.raises(TypeError, match="single-agent Gymnasium env"):
         gymgen.parallel_env("gymgen/HyperGrid-v0")
+
+
+def test_readme_env_table_is_current():
+    import pathlib
+    import runpy
+
+    mod = runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "scripts" / "update_readme.py"))
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert mod["render"](readme) == readme, "README env table is stale: run python scripts/update_readme.py"
