@@ -85,6 +85,7 @@ class BatchedEnv(EnvBase):
         if tensordict is not None and "_reset" in tensordict.keys():
             mask = tensordict.get("_reset").reshape(self.batch_size)
         obs = self.reset_tensors(mask)
+        self._sync_action_mask(obs)
         zeros = torch.zeros(*self.batch_size, 1, dtype=torch.bool, device=self.device)
         return TensorDict(
             {**obs, "done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()},
@@ -93,6 +94,7 @@ class BatchedEnv(EnvBase):
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
         obs, reward, terminated, truncated, _ = self.step_tensors(tensordict.get("action"))
+        self._sync_action_mask(obs)
         return TensorDict(
             {
                 **obs,
@@ -103,6 +105,14 @@ class BatchedEnv(EnvBase):
             },
             batch_size=self.batch_size, device=self.device,
         )
+
+    def _sync_action_mask(self, obs: Obs) -> None:
+        """Keep a discrete action spec's mask equal to the observed ``action_mask`` so that
+        ``env.rand_action()`` and TorchRL's random policies only draw legal actions."""
+        mask = obs.get("action_mask")
+        if mask is not None and isinstance(self.action_spec, Categorical) and mask.shape == (*self.batch_size, self.action_spec.n):
+            # a finished row has an all-False mask; let it sample anything (the row is reset before use)
+            self.action_spec.update_mask(mask | ~mask.any(-1, keepdim=True))
 
     def _set_seed(self, seed: int | None) -> None:
         if seed is not None:

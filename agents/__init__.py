@@ -1,0 +1,1 @@
+"""gymgen.agents: reference agents for every method in the seed papers, one module per method."""

@@ -1,0 +1,162 @@
+"""gymgen's property-based invariant kit: run it on any registered env id or your own env factory.
+
+One call::
+
+    from gymgen.testing import check_env
+    check_env("gymgen/HyperGrid-v0")                 # any registered id (Gymnasium or PettingZoo)
+    check_env(lambda: MyEnv(size=5))                  # or a factory of your own env
+
+In pytest, one line creates a test class with one test per invariant::
+
+    from gymgen.testing import invariant_test_suite
+    TestMyEnv = invariant_test_suite(lambda: MyEnv(size=5))
+
+Hypothesis drives seeds and action sequences (``gymgen.testing.strategies``) and shrinks any failure
+to a short ``(seed, choices)`` plan printed in the error, which replays it exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+
+from gymgen.testing.checks import SINGLE_AGENT_CHECKS, rollout
+from gymgen.testing.dag import DAG_CHECKS, check_exact_distribution, is_dag_env
+from gymgen.testing.parallel import PARALLEL_CHECKS
+from gymgen.testing.strategies import action_choices, episode_plans, pick_action, seeds
+
+__all__ = [
+    "action_choices",
+    "check_env",
+    "check_exact_distribution",
+    "episode_plans",
+    "invariant_checks",
+    "invariant_test_suite",
+    "pick_action",
+    "rollout",
+    "seeds",
+]
+
+
+def _resolve(target: str | Callable[[], Any]) -> tuple[Callable[[], Any], str]:
+    """A zero-argument factory and the env's API kind (``gymnasium`` or ``parallel``)."""
+    if isinstance(target, str):
+        import gymnasium
+
+        import gymgen
+
+        entry = gymgen.get_entry(target) if target.split(":")[-1].startswith("gymgen/") else None
+        if entry is not None and entry.api == "parallel":
+            return (lambda: gymgen.parallel_env(entry.id)), "parallel"
+        return (lambda: gymnasium.make(target)), "gymnasium"
+    if not callable(target):
+        raise TypeError(f"expected an env id or a zero-argument env factory, got {target!r}")
+    probe = target()
+    kind = "parallel" if hasattr(probe, "possible_agents") else "gymnasium"
+    probe.close()
+    return target, kind
+
+
+def _batched_dag(make_env: Callable[[], Any]) -> Any | None:
+    env = make_env()
+    inner = getattr(env.unwrapped, "batched", env.unwrapped)
+    return inner if is_dag_env(inner) else None
+
+
+def invariant_checks(
+    target: str | Callable[[], Any], skip: tuple[str, ...] = ()
+) -> dict[str, Callable[[int, list[int]], None]]:
+    """Every applicable invariant for ``target`` as ``name -> check(seed, choices)``, minus ``skip``."""
+    make_env, kind = _resolve(target)
+    table = PARALLEL_CHECKS if kind == "parallel" else SINGLE_AGENT_CHECKS
+    out: dict[str, Callable[[int, list[int]], None]] = {
+        name: (lambda seed, choices, fn=fn: fn(make_env, seed, choices)) for name, fn in table.items()
+    }
+    if kind == "gymnasium":
+        dag = _batched_dag(make_env)
+        if dag is not None:
+            for name, fn in DAG_CHECKS.items():
+                out[f"dag_{name}"] = lambda seed, choices, fn=fn: fn(dag, seed, choices)
+    unknown = set(skip) - set(out)
+    if unknown:
+        raise ValueError(f"cannot skip unknown invariant(s) {sorted(unknown)}; known: {sorted(out)}")
+    return {k: v for k, v in out.items() if k not in skip}
+
+
+def _run_property(check: Callable[[int, list[int]], None], max_examples: int, max_len: int) -> None:
+    @settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(plan=episode_plans(max_len))
+    def prop(plan: tuple[int, list[int]]) -> None:
+        check(*plan)
+
+    prop()
+
+
+def check_env(
+    target: str | Callable[[], Any],
+    *,
+    max_examples: int = 20,
+    max_len: int = 64,
+    gymnasium_checker: bool = True,
+    exact: bool = True,
+    skip: tuple[str, ...] = (),
+) -> list[str]:
+    """Run every applicable invariant on ``target`` (an env id or factory); return the names run.
+
+    Single-agent envs also go through Gymnasium's ``check_env``; PettingZoo envs through
+    ``parallel_api_test``; enumerable DAG envs through the exact-distribution checks. Raises
+    ``AssertionError`` with a replayable ``(seed, choices)`` plan on the first failure. ``skip``
+    names invariants that do not apply to your env's documented behaviour, e.g.
+    ``skip=("step_after_termination",)`` for an env that only warns when stepped after the end.
+    """
+    make_env, kind = _resolve(target)
+    ran = []
+    if gymnasium_checker:
+        if kind == "gymnasium":
+            from gymnasium.utils.env_checker import check_env as gym_check_env
+
+            gym_check_env(make_env().unwrapped, skip_render_check=True)
+            ran.append("gymnasium.check_env")
+        else:
+            from pettingzoo.test import parallel_api_test
+
+            parallel_api_test(make_env(), num_cycles=200)
+            ran.append("pettingzoo.parallel_api_test")
+    for name, check in invariant_checks(target, skip).items():
+        _run_property(check, max_examples, max_len)
+        ran.append(name)
+    if exact and kind == "gymnasium":
+        dag = _batched_dag(make_env)
+        if dag is not None and hasattr(dag, "is_enumerable") and dag.is_enumerable():
+            check_exact_distribution(dag)
+            ran.append("dag_exact_distribution")
+    return ran
+
+
+def invariant_test_suite(
+    target: str | Callable[[], Any], *, max_examples: int = 20, max_len: int = 64, skip: tuple[str, ...] = ()
+) -> type:
+    """A pytest test class with one ``test_<invariant>`` method per applicable invariant."""
+    attrs: dict[str, Any] = {"__doc__": f"gymgen invariant kit for {target!r}"}
+
+    def make_test(name: str) -> Callable[[Any], None]:
+        def test(self: Any) -> None:
+            _run_property(invariant_checks(target, skip)[name], max_examples, max_len)
+
+        test.__name__ = f"test_{name}"
+        return test
+
+    for name in invariant_checks(target, skip):
+        attrs[f"test_{name}"] = make_test(name)
+
+    def test_exact_distribution(self: Any) -> None:
+        make_env, kind = _resolve(target)
+        dag = _batched_dag(make_env) if kind == "gymnasium" else None
+        if dag is not None:
+            check_exact_distribution(dag)
+
+    attrs["test_exact_distribution"] = test_exact_distribution
+    return type("InvariantSuite", (), attrs)

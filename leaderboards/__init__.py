@@ -1,0 +1,1 @@
+"""gymgen.leaderboards: suites, runner, store, statistics and reports for scoring any agent on gymgen envs."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create ./.venv with the CPU build of torch and gymgen installed editable with every extra that
+# installs from PyPI on a plain CPU machine. Idempotent: reinstalls only when pyproject.toml changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${GYMGEN_VENV:-.venv}
+EXTRAS=${GYMGEN_EXTRAS:-dev,mol,marl,worldsim,plots,ray,sb3}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.gymgen-installed"
+want="$(sha256sum pyproject.toml setup.py | sha256sum | cut -c1-16)-$EXTRAS"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  # The CPU build first: a bare `torch` requirement would pull a multi-GB CUDA build.
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+  # torchgfn is only the speed baseline in tests/benchmarks; its metadata pins numpy<2, so install
+  # it without dependencies (the parts we compare against need only torch, einops, dill).
+  "$VENV/bin/python" -m pip install -q --no-deps "torchgfn==2.4.1" einops dill linear-attention-transformer \
+    || echo "note: torchgfn not installed; benchmark comparisons against it will be skipped"
+  echo "$want" > "$stamp"
+fi
