@@ -82,6 +82,7 @@ class EnvEntry:
 _HG = "gymgen.dag.hypergrid"
 _MPE = "gymgen.marl.mpe"
 _MAMUJOCO = "gymgen.marl.mamujoco"
+_SPREAD = "gymgen.marl.spread"
 _MAMUJOCO_TASKS = (
     ("HalfCheetah", "2x3"), ("Ant", "4x2"), ("Hopper", "3x1"), ("Walker2d", "2x3"), ("Walker2d", "6x1"),
     ("ManySegmentSwimmer", "10x2"),
@@ -158,6 +159,17 @@ ENVS: tuple[EnvEntry, ...] = (
         description="Reconstruction of Kaleidoscope's Push 5v2: simple_push, 5 learners keep 2 scripted targets off the goal.",
         max_episode_steps=25,
         extra="marl",
+    ),
+    EnvEntry(
+        id="gymgen/SpreadBatched-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_SPREAD}:SpreadParallelEnv",
+        batched_entry_point=f"{_SPREAD}:SpreadBatched",
+        kwargs={"N": 3, "local_ratio": 0.5, "max_cycles": 25},
+        papers=(),
+        description="Cooperative navigation in batched torch (mpe2 simple_spread physics, B x N tensors); TorchRL + PettingZoo.",
+        max_episode_steps=25,
     ),
     *(
         EnvEntry(

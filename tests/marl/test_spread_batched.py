@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 from gymgen.marl.spread import SpreadDynamics, contact_forces
 
@@ -68,3 +69,77 @@ def test_rows_are_independent_and_reset_is_seeded() -> None:
     single.set_state(before[2:3], torch.zeros(1, 3, 2), a.landmarks[2:3])
     single.step(act[2:3])
     assert torch.allclose(single.pos[0], a.pos[2])
+
+
+# ---- the env classes: TorchRL batched env and PettingZoo view ----------------------------------
+
+import gymgen  # noqa: E402
+from gymgen.core import InvalidActionError  # noqa: E402
+
+
+def test_torchrl_specs_rollout_and_autoreset() -> None:
+    from torchrl.envs.utils import check_env_specs
+
+    env = gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=4)
+    check_env_specs(env)
+    td = env.rollout(60, break_when_any_done=False)
+    assert td["next", "agents", "reward"].shape == (4, 60, 3, 1)
+    assert td["next", "agents", "observation"].shape == (4, 60, 3, 18)
+    assert td["next", "state"].shape == (4, 60, 54)
+    done_steps = td["next", "done"][0, :, 0].nonzero().flatten().tolist()
+    assert done_steps == [24, 49]  # truncation every 25 steps, rows reset through "_reset"
+
+
+def test_seeded_rollouts_are_identical_and_seeds_differ() -> None:
+    def run(seed: int) -> torch.Tensor:
+        env = gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=3)
+        env.set_seed(seed)
+        policy_rng = torch.Generator().manual_seed(0)
+        obs = [env.reset()["agents", "observation"]]
+        for _ in range(10):
+            act = torch.randint(0, 5, (3, 3), generator=policy_rng)
+            obs.append(env.step(env.reset().set(("agents", "action"), act))["next", "agents", "observation"])
+        return torch.stack(obs)
+
+    assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
+
+
+def test_pettingzoo_view_api_and_seed() -> None:
+    parallel_api_test(gymgen.parallel_env("gymgen/SpreadBatched-v0"), num_cycles=60)
+    parallel_seed_test(lambda: gymgen.parallel_env("gymgen/SpreadBatched-v0", N=4), num_cycles=60)
+
+
+def test_pettingzoo_view_matches_batched_row() -> None:
+    view = gymgen.parallel_env("gymgen/SpreadBatched-v0")
+    obs, _ = view.reset(seed=5)
+    batched = gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=1)
+    batched.seed_rng(5)
+    ref = batched.reset_tensors()
+    assert np.allclose(obs["agent_1"], ref[0, 1].numpy())
+    obs, rew, *_ = view.step({"agent_0": 1, "agent_1": 2, "agent_2": 4})
+    ref, ref_rew, _, _ = batched.step_tensors(torch.tensor([[1, 2, 4]]))
+    assert np.allclose(obs["agent_2"], ref[0, 2].numpy()) and rew["agent_0"] == pytest.approx(float(ref_rew[0, 0]))
+    assert view.state().shape == (54,)
+
+
+def test_bad_input_raises() -> None:
+    env = gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=2)
+    env.reset_tensors()
+    with pytest.raises(InvalidActionError, match="integer"):
+        env.step_tensors(torch.zeros(2, 3))
+    with pytest.raises(InvalidActionError, match="shape"):
+        env.step_tensors(torch.zeros(2, 4, dtype=torch.int64))
+    with pytest.raises(InvalidActionError, match=r"\[7\] out of range"):
+        env.step_tensors(torch.tensor([[0, 7, 0], [0, 0, 0]]))
+    view = gymgen.parallel_env("gymgen/SpreadBatched-v0")
+    view.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="missing"):
+        view.step({"agent_0": 0})
+    with pytest.raises(InvalidActionError, match="integer"):
+        view.step({"agent_0": 0.5, "agent_1": 0, "agent_2": 0})
+    with pytest.raises(TypeError, match="did you mean 'local_ratio'"):
+        gymgen.make_batched("gymgen/SpreadBatched-v0", local_ration=0.3)
+    with pytest.raises(ValueError, match="dtype"):
+        gymgen.make_batched("gymgen/SpreadBatched-v0", dtype="float16")
+    with pytest.raises(ValueError, match="N must"):
+        gymgen.parallel_env("gymgen/SpreadBatched-v0", N=0)
