@@ -170,3 +170,26 @@ def test_torchrl_pettingzoo_wrapper_groups_teams() -> None:
     td = env.rollout(25)
     assert td["next", "adversary", "reward"].shape == (25, 3, 1)
     assert td["next", "state"].shape == (25, 192)
+
+
+def test_fleeing_prey_is_caught_less_often_than_static_prey() -> None:
+    from gymgen.marl.mpe import direction_to_action
+
+    def contact_steps(static: bool) -> int:
+        env = gymgen.parallel_env("gymgen/MPE-PredatorPrey-v0")
+        if static:
+            env._scripted = {k: (lambda world, agent: np.zeros(2)) for k in env._scripted}
+        total = 0
+        for seed in range(15):
+            env.reset(seed=seed)
+            world = env.raw.world
+            prey = world.agents[3]
+            while env.agents:  # greedy chasers: every predator heads straight for the prey
+                acts = {a: direction_to_action(prey.state.p_pos - world.agents[i].state.p_pos, env.action_space(a))
+                        for i, a in enumerate(env.agents)}
+                _, rewards, *_ = env.step(acts)
+                total += rewards["adversary_0"] > 0
+        return total
+
+    fleeing, static = contact_steps(False), contact_steps(True)
+    assert fleeing < 0.75 * static, (fleeing, static)
