@@ -7,13 +7,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
-from tensordict import TensorDict
-from torchrl.data import Categorical, Composite, Unbounded
-from torchrl.envs import EnvBase
 
-from gymgen.core.batched import InvalidActionError
-from gymgen.marl.actions import check_action_dict
+from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
 
 # Physics constants of MPE (mpe2 ``_mpe_utils/core.py`` World defaults and ``simple_env`` action handling).
 DT = 0.1
@@ -25,7 +20,6 @@ AGENT_SIZE = 0.15  # simple_spread agents; landmarks do not collide
 MASS = 1.0
 # Discrete action -> unit force direction: 0 no-op, 1 -x, 2 +x, 3 -y, 4 +y (mpe2 order).
 _MOVES = ((0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0))
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def contact_forces(pos: torch.Tensor, size: float = AGENT_SIZE) -> torch.Tensor:
@@ -120,20 +114,17 @@ class SpreadDynamics:
         return reward, self.steps >= self.max_cycles
 
 
-def check_spread_args(N: Any, local_ratio: Any, max_cycles: Any, dtype: Any) -> torch.dtype:
-    """Validate the constructor arguments shared by the batched spread envs; return the torch dtype."""
+def check_spread_args(N: Any, local_ratio: Any, max_cycles: Any) -> None:
+    """Validate the batched spread env's constructor arguments (clear ``ValueError`` otherwise)."""
     if not isinstance(N, int) or isinstance(N, bool) or N < 1:
         raise ValueError(f"N must be a positive int, got {N!r}")
     if not 0.0 <= float(local_ratio) <= 1.0:
         raise ValueError(f"local_ratio must lie in [0, 1], got {local_ratio!r}")
     if not isinstance(max_cycles, int) or max_cycles < 1:
         raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    return _DTYPES[dtype]
 
 
-class SpreadBatched(EnvBase):
+class SpreadBatched(MultiAgentBatchedEnv):
     """Cooperative navigation (MPE ``simple_spread``) in torch: ``batch_size`` worlds x ``N`` agents.
 
     ## Description
@@ -142,24 +133,27 @@ class SpreadBatched(EnvBase):
     (mpe2 constants): ``f_i = 5 * move(a_i) + sum_j contact(i, j)`` with MPE's soft contact
     ``100 * d_ij/|d_ij| * 1e-3 * softplus(-(|d_ij| - 0.3) / 1e-3)``; then ``p += v * 0.1``,
     ``v = 0.75 * v + f * 0.1`` (mass 1, damping 0.25, dt 0.1, no speed limit). Landmarks do not collide.
-    From the same state and actions it reproduces mpe2's trajectory to 1e-10 in float64
-    (``tests/marl/test_spread_batched.py``). Differences from mpe2: positions are drawn by torch's
-    generator (not numpy's), so the same seed gives different episodes than mpe2; there is no
-    rendering, no continuous-action mode and no partial observability option.
+    From the same state and actions the dynamics reproduce mpe2's trajectory to 1e-10 in float64
+    (``tests/marl/test_spread_batched.py``); the env itself computes in float32. Differences from mpe2:
+    positions are drawn by torch's generator (not numpy's), so the same seed gives different episodes
+    than mpe2; observations come as ``{"observation", "action_mask"}`` (all actions always legal);
+    there is no rendering, no continuous-action mode and no partial-observability option.
 
-    This class is the TorchRL env (one group ``"agents"``); ``SpreadParallelEnv`` is its PettingZoo
-    view (batch 1). TorchRL keys: ``("agents", "observation")`` ``(B, N, D)``, ``("agents", "action")``
-    ``(B, N)`` int64, ``("agents", "reward")`` ``(B, N, 1)``, ``"state"`` ``(B, N * D)``, and
-    ``done``/``terminated``/``truncated`` ``(B, 1)``. Rows finished in a rollout are reset by TorchRL
-    through ``"_reset"``.
+    This class is the TorchRL env (``gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=B,
+    device=...)``), built on ``gymgen.core.parallel.MultiAgentBatchedEnv``: keys
+    ``("agents", "observation")`` ``(B, N, D)``, ``("agents", "action_mask")``, ``("agents", "action")``
+    ``(B, N)``, ``("agents", "reward")`` ``(B, N, 1)``, ``"state"`` ``(B, N * D)``, root
+    ``done``/``terminated``/``truncated`` ``(B, 1)``; TorchRL resets finished rows through ``"_reset"``.
+    ``gymgen.parallel_env("gymgen/SpreadBatched-v0")`` is its PettingZoo view (batch 1).
 
     ## Action space
     ``Discrete(5)`` per agent: 0 no-op, 1 -x, 2 +x, 3 -y, 4 +y (force 5 along that axis).
 
     ## Observation space
-    ``Box(-inf, inf, (4 + 2N + 4(N-1),))`` per agent, mpe2's layout: own velocity, own position,
-    landmarks relative to the agent, other agents relative to the agent, other agents' comm (always
-    zero: agents are silent). 18-d for N=3.
+    ``Box(-inf, inf, (4 + 2N + 4(N-1),), float32)`` per agent, mpe2's layout: own velocity, own
+    position, landmarks relative to the agent, other agents relative to the agent, other agents'
+    comm (always zero: agents are silent); 18-d for N=3. Plus an all-True ``action_mask``.
+    ``state`` concatenates all agents' observations (as mpe2's ``state()``).
 
     ## Rewards
     ``r_i = (1 - local_ratio) * G + local_ratio * L_i``, ``G = -sum_landmarks min_agents distance``,
@@ -172,8 +166,7 @@ class SpreadBatched(EnvBase):
     Truncation after ``max_cycles`` steps (25); no termination.
 
     ## Arguments
-    ``batch_size`` (1), ``device`` ("cpu"), ``N`` (3), ``local_ratio`` (0.5), ``max_cycles`` (25),
-    ``dtype`` ("float32"; "float64" for exact comparisons).
+    ``batch_size`` (1), ``device`` ("cpu"), ``N`` (3), ``local_ratio`` (0.5), ``max_cycles`` (25).
 
     ## Version history
     v0: first version.
@@ -192,39 +185,17 @@ class SpreadBatched(EnvBase):
         N: int = 3,
         local_ratio: float = 0.5,
         max_cycles: int = 25,
-        dtype: str = "float32",
     ) -> None:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        tdtype = check_spread_args(N, local_ratio, max_cycles, dtype)
-        super().__init__(device=torch.device(device), batch_size=torch.Size([batch_size]))
-        self.num_envs, self.n_agents = batch_size, N
-        self.possible_agents = [f"agent_{i}" for i in range(N)]
-        self.rng = torch.Generator(device=self.device)
-        self.rng.manual_seed(0)
-        self.dyn = SpreadDynamics(batch_size, N, float(local_ratio), max_cycles, self.device, tdtype, self.rng)
+        check_spread_args(N, local_ratio, max_cycles)
+        super().__init__(batch_size=batch_size, device=device)
+        self.agent_names = [f"agent_{i}" for i in range(N)]
+        self.dyn = SpreadDynamics(batch_size, N, float(local_ratio), max_cycles, self.device, torch.float32, self.rng)
         self.obs_dim = 4 + 2 * N + 4 * (N - 1)
-        np_dtype = np.float32 if tdtype == torch.float32 else np.float64
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np_dtype)
-        self.single_action_space = spaces.Discrete(5)
-        self.state_space = spaces.Box(-np.inf, np.inf, (N * self.obs_dim,), np_dtype)
-        B, dev = batch_size, self.device
-        self.observation_spec = Composite(
-            agents=Composite(observation=Unbounded((B, N, self.obs_dim), dtype=tdtype, device=dev), shape=(B, N)),
-            state=Unbounded((B, N * self.obs_dim), dtype=tdtype, device=dev),
-            shape=(B,), device=dev,
-        )
-        self.action_spec = Composite(
-            agents=Composite(action=Categorical(5, shape=(B, N), dtype=torch.int64, device=dev), shape=(B, N)),
-            shape=(B,), device=dev,
-        )
-        self.reward_spec = Composite(
-            agents=Composite(reward=Unbounded((B, N, 1), dtype=tdtype, device=dev), shape=(B, N)),
-            shape=(B,), device=dev,
-        )
-        flag = Categorical(2, shape=(B, 1), dtype=torch.bool, device=dev)
-        self.full_done_spec = Composite(done=flag.clone(), terminated=flag.clone(), truncated=flag.clone(),
-                                        shape=(B,), device=dev)
+        self.single_agent_observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
+        self.single_agent_action_space = spaces.Discrete(5)
+        self.single_state_space = spaces.Box(-np.inf, np.inf, (N * self.obs_dim,), np.float32)
+        self._all_legal = torch.ones(batch_size, N, 5, dtype=torch.bool, device=self.device)
+        self._finish_init()
 
     @property
     def max_cycles(self) -> int:
@@ -235,146 +206,24 @@ class SpreadBatched(EnvBase):
     def max_cycles(self, value: int) -> None:
         self.dyn.max_cycles = int(value)
 
-    # ---- tensor API ------------------------------------------------------------------------------
-    def seed_rng(self, seed: int) -> None:
-        """Reseed the generator all randomness (initial positions) comes from."""
-        self.rng.manual_seed(int(seed))
+    def _obs(self) -> dict[str, torch.Tensor]:
+        obs = self.dyn.observe()
+        return {"observation": obs, "action_mask": self._all_legal, "state": obs.reshape(self.num_envs, -1)}
 
-    def reset_tensors(self, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Reset rows where ``mask`` (all if None); return every row's observation ``(B, N, D)``."""
+    def reset_tensors(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Reset rows where ``mask`` (all if None); return every row's observation dict."""
         self.dyn.reset(mask)
-        return self.dyn.observe()
-
-    def check_action(self, action: torch.Tensor) -> torch.Tensor:
-        """Raise ``InvalidActionError`` unless ``action`` is an integer tensor ``(B, N)`` in ``[0, 4]``."""
-        shape = (self.num_envs, self.n_agents)
-        if not isinstance(action, torch.Tensor) or action.dtype.is_floating_point or action.dtype.is_complex \
-                or action.dtype == torch.bool:
-            raise InvalidActionError(
-                f"action must be an integer torch tensor of shape {shape} with values in [0, 4]; got "
-                f"{type(action).__name__} {getattr(action, 'dtype', '')}"
-            )
-        if tuple(action.shape) != shape:
-            raise InvalidActionError(f"action has shape {tuple(action.shape)}, expected {shape} (batch, agents)")
-        bad = (action < 0) | (action > 4)
-        if bool(bad.any()):
-            raise InvalidActionError(f"action values {action[bad].unique().tolist()} out of range: expected ints in [0, 4]")
-        return action.to(device=self.device, dtype=torch.int64)
+        return self._obs()
 
     def step_tensors(
         self, action: torch.Tensor, active: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Step rows where ``active``: return ``(obs (B, N, D), reward (B, N), terminated (B,), truncated (B,))``."""
-        reward, truncated = self.dyn.step(self.check_action(action), active)
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Step rows where ``active`` with a ``(B, N)`` int action; rewards ``(B, N)``, flags ``(B,)``."""
+        action = check_joint_action(action, self._all_legal, self.n_agents).to(self.device)
+        reward, truncated = self.dyn.step(action, active)
         if active is not None:
             truncated = truncated & active
-        return self.dyn.observe(), reward, torch.zeros_like(truncated), truncated
-
-    def state_tensor(self, obs: torch.Tensor | None = None) -> torch.Tensor:
-        """Global state ``(B, N * D)``: all agents' observations concatenated (as mpe2's ``state()``)."""
-        return (self.dyn.observe() if obs is None else obs).reshape(self.num_envs, -1)
-
-    # ---- TorchRL EnvBase -------------------------------------------------------------------------
-    def _reset(self, tensordict: TensorDict | None = None, **kwargs: Any) -> TensorDict:
-        mask = None
-        if tensordict is not None and "_reset" in tensordict.keys():
-            mask = tensordict.get("_reset").reshape(self.batch_size)
-        obs = self.reset_tensors(mask)
-        zeros = torch.zeros(*self.batch_size, 1, dtype=torch.bool, device=self.device)
-        return TensorDict(
-            {"agents": TensorDict({"observation": obs}, batch_size=(self.num_envs, self.n_agents)),
-             "state": self.state_tensor(obs), "done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()},
-            batch_size=self.batch_size, device=self.device,
-        )
-
-    def _step(self, tensordict: TensorDict) -> TensorDict:
-        obs, reward, terminated, truncated = self.step_tensors(tensordict.get(("agents", "action")))
-        agents = TensorDict({"observation": obs, "reward": reward.unsqueeze(-1)},
-                            batch_size=(self.num_envs, self.n_agents))
-        return TensorDict(
-            {"agents": agents, "state": self.state_tensor(obs), "done": (terminated | truncated).unsqueeze(-1),
-             "terminated": terminated.unsqueeze(-1), "truncated": truncated.unsqueeze(-1)},
-            batch_size=self.batch_size, device=self.device,
-        )
-
-    def _set_seed(self, seed: int | None) -> None:
-        if seed is not None:
-            self.seed_rng(seed)
+        return self._obs(), reward, torch.zeros_like(truncated), truncated, {}
 
 
-class SpreadParallelEnv(ParallelEnv):
-    """PettingZoo view (batch 1) of ``SpreadBatched``; see its docstring for the task."""
-
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "name": "gymgen_spread_batched",
-                                          "is_parallelizable": True}
-
-    def __init__(self, device: str = "cpu", render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} not supported: SpreadBatched has no renderer")
-        self.batched = SpreadBatched(batch_size=1, device=device, **kwargs)
-        self.render_mode = None
-        self.possible_agents = list(self.batched.possible_agents)
-        self.agents: list[str] = []
-        self.state_space = self.batched.state_space
-
-    @property
-    def max_cycles(self) -> int:
-        """Episode length (truncation)."""
-        return self.batched.max_cycles
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.batched.max_cycles = value
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        """Every agent has the same observation space object."""
-        self._check_agent(agent)
-        return self.batched.single_observation_space
-
-    def action_space(self, agent: str) -> spaces.Space:
-        """Every agent has the same ``Discrete(5)`` object."""
-        self._check_agent(agent)
-        return self.batched.single_action_space
-
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self.possible_agents:
-            raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-
-    def _obs(self, obs: torch.Tensor) -> dict[str, np.ndarray]:
-        arr = obs[0].detach().cpu().numpy()
-        return {a: arr[i].copy() for i, a in enumerate(self.possible_agents)}
-
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        if seed is not None:
-            self.batched.seed_rng(seed)
-        obs = self.batched.reset_tensors(None)
-        self.agents = self.possible_agents[:]
-        return self._obs(obs), {a: {} for a in self.agents}
-
-    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode (no live agents); call reset() first")
-        checked = check_action_dict(actions, self.agents, self.action_space)
-        a = torch.tensor([[int(checked[name]) for name in self.possible_agents]], device=self.batched.device)
-        obs, reward, terminated, truncated = self.batched.step_tensors(a)
-        live = self.agents
-        r = reward[0].tolist()
-        term, trunc = bool(terminated[0]), bool(truncated[0])
-        out = (self._obs(obs), {a: float(r[i]) for i, a in enumerate(live)}, {a: term for a in live},
-               {a: trunc for a in live}, {a: {} for a in live})
-        if term or trunc:
-            self.agents = []
-        return out
-
-    def state(self) -> np.ndarray:
-        """All agents' observations concatenated."""
-        return self.batched.state_tensor()[0].detach().cpu().numpy()
-
-    def render(self) -> None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
-SpreadParallelEnv.__doc__ = SpreadBatched.__doc__
+SpreadParallelEnv = parallel_env_view(SpreadBatched, "SpreadParallelEnv")

@@ -79,7 +79,7 @@ def test_gymgen_spread_tensor_api(benchmark: Any, batch: int) -> None:
 
     def run() -> None:
         for _ in range(25):
-            _, _, _, truncated = env.step_tensors(action)
+            _, _, _, truncated, _ = env.step_tensors(action)
             if bool(truncated.any()):
                 env.reset_tensors(truncated)
 
@@ -94,5 +94,5 @@ def test_pettingzoo_views_step_alike() -> None:
     ref = mpe2_spread.parallel_env(N=N)
     assert ours.possible_agents == ref.possible_agents
     for a in ours.possible_agents:
-        assert ours.observation_space(a).shape == ref.observation_space(a).shape
+        assert ours.observation_space(a)["observation"].shape == ref.observation_space(a).shape
         assert ours.action_space(a) == ref.action_space(a)
