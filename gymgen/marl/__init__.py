@@ -1,1 +1,1 @@
-"""Multi-agent tasks (PettingZoo parallel envs): SMAC-like battles, MPE tasks, MaMuJoCo."""
+"""Multi-agent environments (SMAC-like battles, MPE, MaMuJoCo) for the MAST and Kaleidoscope papers."""
