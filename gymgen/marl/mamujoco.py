@@ -3,7 +3,6 @@ and the same ``info`` keys at reset and at every step (so TorchRL's ``PettingZoo
 
 from __future__ import annotations
 
-import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -116,12 +115,10 @@ class MaMuJoCoEnv(ParallelEnv):
         shared = {k: float(first.get(k, 0.0)) for k in self._info_keys}
         return {a: dict(shared) for a in raw}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo wants the same space object every call
     def observation_space(self, agent: str) -> spaces.Space:
         """The agent's local observation space."""
         return self.env.observation_spaces[self._check_agent(agent)]
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         """The agent's joint torques, ``Box(-1, 1, (joints,))``."""
         return self.env.action_spaces[self._check_agent(agent)]

@@ -8,7 +8,6 @@ returned env's ``agents`` are the learners only.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -121,13 +120,11 @@ class MPEParallelEnv(ParallelEnv):
         self.state_space = self.raw.state_space
         self._steps = 0
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo wants the same space object every call
     def observation_space(self, agent: str) -> spaces.Space:
         """The observation space of a learning agent (mpe2's Box)."""
         self._check_agent(agent)
         return self.raw.observation_spaces[agent]
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         """The action space of a learning agent (mpe2's Discrete(5 [* comm]) or Box)."""
         self._check_agent(agent)
