@@ -284,7 +284,7 @@ class FragMol(MolDAGEnv):
             "node_block": spaces.Box(-1, self.n_blocks - 1, shape=(m,), dtype="int64"),
             "node_mask": spaces.MultiBinary(m),
             "edge_index": spaces.Box(0, m - 1, shape=(2, e), dtype="int64"),
-            "edge_stem": spaces.Box(0, self.max_stems - 1, shape=(e, 2), dtype="int64"),
+            "edge_stem": spaces.Box(0, max(self.max_stems - 1, int(self._attach0.max())), shape=(e, 2), dtype="int64"),
             "edge_mask": spaces.MultiBinary(e),
         }
 
