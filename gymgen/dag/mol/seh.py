@@ -127,10 +127,13 @@ class SEHProxy(nn.Module):
         out = F.leaky_relu(self.lin0(x))
         h = out
         src, dst = edge_index[0], edge_index[1]
-        w = self.edge_nn(edge_attr).view(-1, d, d)  # (E, in, out)
+        # bond features take a handful of distinct values (one-hot types): run the edge network once per
+        # distinct row and transform every node by each resulting matrix, instead of one 64x64 matrix per edge
+        uniq, kind = torch.unique(edge_attr, dim=0, return_inverse=True)
+        w = self.edge_nn(uniq).view(-1, d, d)  # (U, in, out)
         deg = torch.zeros(n, device=x.device).index_add_(0, dst, torch.ones_like(dst, dtype=x.dtype)).clamp(min=1)
         for _ in range(self.steps):
-            msg = torch.bmm(out[src].unsqueeze(1), w).squeeze(1)
+            msg = torch.einsum("ni,uio->uno", out, w)[kind, src]
             agg = torch.zeros(n, d, device=x.device, dtype=x.dtype).index_add_(0, dst, msg) / deg.unsqueeze(1)
             m = F.leaky_relu(agg + out @ self.root + self.conv_bias)
             h = self.gru(m, h)
