@@ -16,9 +16,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The CPU build first: a bare `torch` requirement would pull a multi-GB CUDA build.
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
   "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
-  # torchgfn is only the speed baseline in tests/benchmarks; its metadata pins numpy<2, so install
-  # it without dependencies (the parts we compare against need only torch, einops, dill).
-  "$VENV/bin/python" -m pip install -q --no-deps "torchgfn==2.4.1" einops dill linear-attention-transformer \
+  # torchgfn is only the speed baseline in tests/benchmarks. Its metadata pins numpy<2 (it runs fine
+  # on numpy 2), so install its import-time dependencies first and torchgfn itself without deps.
+  { "$VENV/bin/python" -m pip install -q torch_geometric linear-attention-transformer einops dill \
+      && "$VENV/bin/python" -m pip install -q --no-deps "torchgfn==2.4.1"; } \
     || echo "note: torchgfn not installed; benchmark comparisons against it will be skipped"
   echo "$want" > "$stamp"
 fi
