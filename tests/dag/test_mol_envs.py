@@ -38,13 +38,8 @@ def _random_states(env, n: int, seed: int = 0, exit_early: bool = True) -> list[
 
 @pytest.mark.parametrize("env_id", ["gymgen/FragMol-v0", "gymgen/AtomMol-v0"])
 def test_invariant_kit_and_gymnasium_check_env(env_id):
-    ran = check_env(env_id, max_examples=4, max_len=12, gymnasium_checker=False)
-    assert any(r.startswith("dag_") for r in ran)
-    # Gymnasium's checker steps action_space.sample(), which the masks almost always forbid at s0:
-    # run it with the documented non-raising policy for agents that cannot mask.
-    from gymnasium.utils.env_checker import check_env as gym_check_env
-
-    gym_check_env(gymgen.make(env_id, invalid_action="ignore").unwrapped, skip_render_check=True)
+    ran = check_env(env_id, max_examples=4, max_len=12)
+    assert "gymnasium.check_env" in ran and any(r.startswith("dag_") for r in ran)
 
 
 def test_invariant_kit_on_small_enumerable_atommol():
