@@ -128,3 +128,43 @@ def test_weights_load_without_pickle(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "load", lambda *a, **k: (calls.append(k.get("allow_pickle")), real(*a, **k))[1])
     load_seh_arrays()
     assert calls == [False]
+
+
+def test_matches_torch_geometric_layers_when_installed():
+    """Cross-check against PyG's own NNConv(aggr="mean"), GRU and Set2Set loaded with the same arrays
+    (the layers the original proxy was built from). Runs only where torch_geometric is installed."""
+    pyg = pytest.importorskip("torch_geometric")
+    from torch import nn
+    from torch_geometric.nn import NNConv, Set2Set
+
+    from gymgen.dag.mol.seh import batch_graphs
+
+    p = [torch.tensor(a) for a in load_seh_arrays()]
+    act = nn.LeakyReLU()
+    lin0 = nn.Linear(71, 64)
+    conv = NNConv(64, 64, nn.Sequential(nn.Linear(4, 128), act, nn.Linear(128, 64 * 64)), aggr="mean")
+    gru, s2s, lin3 = nn.GRU(64, 64), Set2Set(64, processing_steps=3), nn.Linear(128, 1)
+    params = {
+        lin0.weight: p[0], lin0.bias: p[1], conv.lin.weight: p[2], conv.bias: p[3],
+        conv.nn[0].weight: p[4], conv.nn[0].bias: p[5], conv.nn[2].weight: p[6], conv.nn[2].bias: p[7],
+        gru.weight_ih_l0: p[8], gru.weight_hh_l0: p[9], gru.bias_ih_l0: p[10], gru.bias_hh_l0: p[11],
+        s2s.lstm.weight_ih_l0: p[16], s2s.lstm.weight_hh_l0: p[17], s2s.lstm.bias_ih_l0: p[18],
+        s2s.lstm.bias_hh_l0: p[19], lin3.weight: p[20], lin3.bias: p[21],
+    }
+    with torch.no_grad():
+        for dst, src in params.items():
+            dst.copy_(src)
+    from rdkit import Chem
+
+    mols = [Chem.MolFromSmiles(s) for s in INHIBITORS + TRIVIAL + ["Clc1ccncc1C(=O)O"]]
+    x, ei, ea, batch = batch_graphs(mols)
+    with torch.no_grad():
+        out = act(lin0(x))
+        h = out.unsqueeze(0)
+        for _ in range(12):
+            m = act(conv(out, ei, ea))
+            out, h = gru(m.unsqueeze(0), h)
+            out = out.squeeze(0)
+        ref = lin3(s2s(out, batch)).squeeze(-1)
+    assert pyg.__version__
+    torch.testing.assert_close(seh_proxy(mols), ref, atol=1e-4, rtol=1e-4)
