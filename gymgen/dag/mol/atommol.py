@@ -176,46 +176,36 @@ class AtomMol(MolDAGEnv):
     def state_bonds(self, states: torch.Tensor) -> torch.Tensor:
         return states[:, self.max_atoms :]
 
-    def forward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def _apply(self, states: torch.Tensor, actions: torch.Tensor, forward: bool) -> torch.Tensor:
+        """Do (``forward``) or undo forward ``actions``: the undo writes -1/0 where the do writes the element/order."""
         out = states.clone()
         n, t = self.max_atoms, len(ELEMENTS)
         a = actions.to(states.device)
         rows = torch.arange(states.shape[0], device=states.device)
         placed = (states[:, :n] >= 0).sum(-1)
         first = a < self._add_off
-        out[rows[first], 0] = a[first]
+        if forward:
+            out[rows[first], 0] = a[first]
+        else:
+            out[first] = self.s0.to(states.device)
         add = (a >= self._add_off) & (a < self._bond_off)
         if bool(add.any()):
             rest, e = (a[add] - self._add_off) // t, (a[add] - self._add_off) % t
             i, o = rest // MAX_ORDER, rest % MAX_ORDER + 1
-            r, pos = rows[add], placed[add]
-            out[r, pos] = e
-            out[r, n + self.pair_id[i, pos]] = o
+            r, pos = rows[add], placed[add] if forward else placed[add] - 1
+            out[r, pos] = e if forward else -1
+            out[r, n + self.pair_id[i, pos]] = o if forward else 0
         bond = a >= self._bond_off
         if bool(bond.any()):
             p, o = (a[bond] - self._bond_off) // MAX_ORDER, (a[bond] - self._bond_off) % MAX_ORDER + 1
-            out[rows[bond], n + p] = o
+            out[rows[bond], n + p] = o if forward else 0
         return out
 
+    def forward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self._apply(states, actions, forward=True)
+
     def backward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        out = states.clone()
-        n, t = self.max_atoms, len(ELEMENTS)
-        a = actions.to(states.device)
-        rows = torch.arange(states.shape[0], device=states.device)
-        placed = (states[:, :n] >= 0).sum(-1)
-        first = a < self._add_off
-        out[first] = self.s0.to(states.device)
-        add = (a >= self._add_off) & (a < self._bond_off)
-        if bool(add.any()):
-            i = (a[add] - self._add_off) // t // MAX_ORDER
-            r, pos = rows[add], placed[add] - 1
-            out[r, pos] = -1
-            out[r, n + self.pair_id[i, pos]] = 0
-        bond = a >= self._bond_off
-        if bool(bond.any()):
-            p = (a[bond] - self._bond_off) // MAX_ORDER
-            out[rows[bond], n + p] = 0
-        return out
+        return self._apply(states, actions, forward=False)
 
     def is_enumerable(self) -> bool:
         return self.max_atoms <= 3
