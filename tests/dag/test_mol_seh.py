@@ -168,3 +168,10 @@ def test_matches_torch_geometric_layers_when_installed():
         ref = lin3(s2s(out, batch)).squeeze(-1)
     assert pyg.__version__
     torch.testing.assert_close(seh_proxy(mols), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_data_ship_as_package_data_with_license():
+    from importlib import resources
+
+    names = {p.name for p in resources.files("gymgen.dag.mol.data").iterdir()}
+    assert {"LICENSE", "README.md", "blocks_PDB_105.json", "seh_proxy_params.npz"} <= names
