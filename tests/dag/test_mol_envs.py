@@ -87,7 +87,7 @@ def test_fragmol_masks_forbid_illegal_attachments_and_raise():
     nb, rr = env.batched.n_blocks, env.batched.max_stems
     allowed_stems = {(a - nb) // nb for a in range(nb, len(fm) - 1) if fm[a]}
     assert allowed_stems == {0} and fm[-1]
-    with pytest.raises(InvalidActionError, match=r"action 211 is not legal"):
+    with pytest.raises(InvalidActionError, match=r"action 211 \(attach block 1 \(CO_0\) at stem 1 of position 0\) is not legal in row 0, molecule C=O"):
         env.step(nb + 1 * nb + 1)  # stem 1 of the root does not exist
     env.step(nb + 0 * nb + 3)  # attach another C=O_0: no stem left
     fm = env.action_masks()

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from gymgen.core.batched import Obs, StepResult
+from gymgen.core.batched import InvalidActionError, Obs, StepResult
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.rewards import REWARDS, flat_reward
@@ -99,8 +99,36 @@ class MolDAGEnv(DAGEnv):
         obs.update(self.graph_obs(self.states))
         return obs
 
+    def decode_action(self, action: int) -> str:
+        """A readable name for forward action ``action``."""
+        raise NotImplementedError
+
+    def _explain_illegal(self, action: torch.Tensor, active: torch.Tensor | None) -> str:
+        """Name the first illegal action, the molecule it was taken in, and what is legal there."""
+        a = action.to(self.device).reshape(self.num_envs).long()
+        act = torch.ones_like(a, dtype=torch.bool) if active is None else active.to(self.device)
+        masks = self.forward_masks(self.states)
+        ok = (a >= 0) & (a < self.n_actions) & masks.gather(1, a.clamp(0, self.n_actions - 1).unsqueeze(1)).squeeze(1)
+        i = int(torch.nonzero(act & ~ok)[0])
+        ai = int(a[i])
+        what = self.decode_action(ai) if 0 <= ai < self.n_actions else f"outside [0, {self.n_actions})"
+        legal = torch.nonzero(masks[i]).flatten().tolist()
+        smi = self.smiles(self.states[i : i + 1])[0] or "<empty>"
+        return (
+            f"action {ai} ({what}) is not legal in row {i}, molecule {smi} (state {self.states[i].tolist()}); "
+            f"{len(legal)} legal actions there: {self._legal_summary(i, legal)}; exit = {self.exit_action}. "
+            f"Use the observation's action_mask, or pass invalid_action='terminate' or 'ignore'."
+        )
+
+    def _legal_summary(self, row: int, legal: list[int]) -> str:
+        """A short description of the legal actions ``legal`` of row ``row`` for error messages."""
+        return f"{legal[:12]}{' ...' if len(legal) > 12 else ''}"
+
     def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
-        obs, reward, terminated, truncated, info = super().step_tensors(action, active)
+        try:
+            obs, reward, terminated, truncated, info = super().step_tensors(action, active)
+        except InvalidActionError as exc:
+            raise InvalidActionError(self._explain_illegal(action, active)) from exc
         smis = self.smiles(self.states[terminated]) if bool(terminated.any()) else []
         it = iter(smis)
         info["smiles"] = [(next(it) or "") if t else "" for t in terminated.tolist()]

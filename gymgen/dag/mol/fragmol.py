@@ -143,6 +143,14 @@ class FragMol(MolDAGEnv):
         p, k = divmod(stem, rr)
         return f"attach block {b} ({self.names[b]}) at stem {k} of position {p}"
 
+    def _legal_summary(self, row: int, legal: list[int]) -> str:
+        if legal and legal[0] < self.n_blocks:
+            return f"root blocks 0..{self.n_blocks - 1}"
+        free = torch.nonzero(self._free_stems(self.states[row : row + 1])[0]).flatten().tolist()
+        if len(legal) == 1:  # only exit: all blocks placed or no free stem
+            return f"only exit ({len(free)} free stems, max_blocks={self.max_blocks})"
+        return f"free stems (position, stem) {[divmod(x, self.max_stems) for x in free]} x any of the {self.n_blocks} blocks"
+
     def _free_stems(self, states: torch.Tensor) -> torch.Tensor:
         """Bool ``(N, max_blocks * max_stems)``: stem ``(p, k)`` exists and has no child."""
         blk, par, pst = self._split(states)
