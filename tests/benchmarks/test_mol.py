@@ -77,3 +77,29 @@ def test_fragmol_terminal_reward_64_uncached(benchmark):
 
     out = benchmark(score)
     assert out.shape == (64,) and torch.isfinite(out).all()
+
+
+def _full_episodes(env, gen: torch.Generator) -> int:
+    """One episode in every row, uniformly random legal actions including exit, terminal rewards
+    computed (RDKit assembly + reward model, caches cleared first). Returns the env steps taken."""
+    env._smiles_cache.clear()
+    env._reward_cache.clear()
+    obs = env.reset_tensors()
+    live = torch.ones(env.num_envs, dtype=torch.bool)
+    taken = 0
+    while bool(live.any()):
+        m = obs["action_mask"]
+        a = torch.rand(m.shape, generator=gen).masked_fill(~m, -1.0).argmax(-1)
+        obs, _, term, _, _ = env.step_tensors(a, live)
+        taken += int(live.sum())
+        live &= ~term
+    return taken
+
+
+@pytest.mark.parametrize("cls", [FragMol, AtomMol])
+def test_full_episodes_with_rewards_batch64(benchmark, cls):
+    env = cls(batch_size=64)
+    gen = torch.Generator().manual_seed(0)
+    steps = benchmark(_full_episodes, env, gen)
+    benchmark.extra_info["env_steps_per_round"] = steps
+    assert steps >= 64
