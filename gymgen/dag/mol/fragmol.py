@@ -81,10 +81,17 @@ class FragMol(MolDAGEnv):
     ## Version history
     - v0: first release.
 
+    ## Paper settings
+    - Bengio et al. 2021 / EGFN (``mols/``): ``max_blocks=8, min_blocks=2, reward_exponent=10``; EGFN
+      counts modes at sEH > 7.5 and > 8.0 (``metrics.num_modes(..., threshold=7.5/8)``).
+    - QGFN: ``max_blocks=9, reward_exponent=32``, modes = flat reward > 0.9 (sEH > 7.2). QGFN's code uses
+      recursionpharma's 72-fragment vocabulary and a junction-tree action space, which gymgen does not
+      ship: this env (105 blocks, stem x block actions) is the closest setting, not the same one.
+
     ## Source
     Bengio et al., "Flow Network based Generative Models for Non-Iterative Diverse Candidate
     Generation" (NeurIPS 2021), vocabulary and sEH proxy (MIT, see ``gymgen/dag/mol/data``). Used
-    by the seed papers QGFN and EGFN.
+    by the seed papers EGFN (same vocabulary) and QGFN (see above).
     """
 
     def __init__(
