@@ -187,3 +187,16 @@ def test_missing_rdkit_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match=r'pip install "gymgen\[mol\]"'):
         AtomMol()
+
+
+def test_invalid_action_policies_terminate_and_ignore():
+    env = FragMol(batch_size=2, invalid_action="terminate")
+    env.reset_tensors()
+    obs, r, term, _, info = env.step_tensors(torch.tensor([0, env.n_blocks + 7]))  # row 1: attach with no molecule
+    assert term.tolist() == [False, True] and r.tolist() == [0.0, 0.0] and info["invalid_action"].tolist() == [False, True]
+    assert info["smiles"] == ["", ""]
+    env = AtomMol(batch_size=2, invalid_action="ignore")
+    env.reset_tensors()
+    before = env.states.clone()
+    obs, r, term, _, info = env.step_tensors(torch.tensor([0, 100]))
+    assert not term.any() and torch.equal(env.states[1], before[1]) and env.states[0, 0] == 0
