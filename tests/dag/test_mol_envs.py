@@ -200,3 +200,40 @@ def test_invalid_action_policies_terminate_and_ignore():
     before = env.states.clone()
     obs, r, term, _, info = env.step_tensors(torch.tensor([0, 100]))
     assert not term.any() and torch.equal(env.states[1], before[1]) and env.states[0, 0] == 0
+
+
+def _path(i: int, blk: list[int], par: list[int], pst: list[int]) -> list[tuple[int, int]]:
+    """(stem, block) pairs from block ``i`` up to the root: identifies a block independently of positions."""
+    out = []
+    while par[i] >= 0:
+        out.append((pst[i], blk[i]))
+        i = par[i]
+    return out
+
+
+def test_fragmol_any_insertion_order_gives_the_same_state():
+    """Rebuild random trees in random parent-before-child orders: the canonical state must not change."""
+    import random
+
+    env = FragMol()
+    nb, rr, m = env.n_blocks, env.max_stems, env.max_blocks
+    final = _random_states(env, 32, seed=3, exit_early=False)[-1]
+    rnd = random.Random(0)
+    for row in final:
+        blk, par, pst = row[:m].tolist(), row[m : 2 * m].tolist(), row[2 * m :].tolist()
+        n = sum(b >= 0 for b in blk)
+        for _ in range(3):
+            order, todo = [0], set(range(1, n))
+            while todo:  # a random topological order of the tree
+                j = rnd.choice(sorted(i for i in todo if par[i] in order))
+                order.append(j)
+                todo.remove(j)
+            s = env.forward_step(env.s0.unsqueeze(0), torch.tensor([blk[0]]))
+            for j in order[1:]:
+                cb, cp, cs = s[0, :m].tolist(), s[0, m : 2 * m].tolist(), s[0, 2 * m :].tolist()
+                want = _path(par[j], blk, par, pst)
+                p_now = next(i for i in range(m) if cb[i] >= 0 and _path(i, cb, cp, cs) == want)
+                a = nb + (p_now * rr + pst[j]) * nb + blk[j]
+                assert env.forward_masks(s)[0, a]
+                s = env.forward_step(s, torch.tensor([a]))
+            assert torch.equal(s[0], row)
