@@ -80,6 +80,8 @@ class EnvEntry:
 # --------------------------------------------------------------------------------------------
 
 _HG = "gymgen.dag.hypergrid"
+_FM = "gymgen.dag.mol.fragmol"
+_AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
 _MAMUJOCO = "gymgen.marl.mamujoco"
 _SPREAD = "gymgen.marl.spread"
@@ -113,6 +115,30 @@ ENVS: tuple[EnvEntry, ...] = (
         papers=("GFN", "EGFN"),
         description="Original Bengio-2021 grid: a trajectory also ends when a coordinate reaches the edge.",
         exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/FragMol-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_FM}:FragMolEnv",
+        batched_entry_point=f"{_FM}:FragMol",
+        vector_entry_point=f"{_FM}:FragMolVectorEnv",
+        kwargs={"max_blocks": 9, "reward": "seh", "reward_exponent": 10.0},
+        papers=("GFN", "QGFN", "EGFN"),
+        description="Fragment-tree molecules from the 105-block vocabulary, sEH proxy reward (RDKit).",
+        extra="mol",
+    ),
+    EnvEntry(
+        id="gymgen/AtomMol-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_AM}:AtomMolEnv",
+        batched_entry_point=f"{_AM}:AtomMol",
+        vector_entry_point=f"{_AM}:AtomMolVectorEnv",
+        kwargs={"max_atoms": 9, "reward": "qed", "reward_exponent": 1.0},
+        papers=("GFN",),
+        description="QM9-sized molecules (<= 9 C/N/O/F atoms) built atom by atom with valence masks, QED reward (RDKit).",
+        extra="mol",
     ),
     # ---- dag: end ------------------------------------------------------------------------------
     # ---- marl: multi-agent tasks ---------------------------------------------------------------
