@@ -80,6 +80,7 @@ class EnvEntry:
 # --------------------------------------------------------------------------------------------
 
 _HG = "gymgen.dag.hypergrid"
+_TFB = "gymgen.dag.tfbind8"
 _FM = "gymgen.dag.mol.fragmol"
 _AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
@@ -139,6 +140,18 @@ ENVS: tuple[EnvEntry, ...] = (
         papers=("GFN",),
         description="QM9-sized molecules (<= 9 C/N/O/F atoms) built atom by atom with valence masks, QED reward (RDKit).",
         extra="mol",
+    ),
+    EnvEntry(
+        id="gymgen/TFBind8-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_TFB}:TFBind8Env",
+        batched_entry_point=f"{_TFB}:TFBind8",
+        vector_entry_point=f"{_TFB}:TFBind8VectorEnv",
+        kwargs={"order": "append", "reward": "normalized", "reward_exponent": 1.0},
+        papers=("RPE", "RBS"),
+        description="DNA 8-mers over ACGT scored by measured SIX6 binding (65,536 candidates, exact).",
+        exact=True,
     ),
     # ---- dag: end ------------------------------------------------------------------------------
     # ---- marl: multi-agent tasks ---------------------------------------------------------------
