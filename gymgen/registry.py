@@ -81,6 +81,7 @@ class EnvEntry:
 
 _HG = "gymgen.dag.hypergrid"
 _TFB = "gymgen.dag.tfbind8"
+_BS = "gymgen.dag.bitseq"
 _FM = "gymgen.dag.mol.fragmol"
 _AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
@@ -151,6 +152,29 @@ ENVS: tuple[EnvEntry, ...] = (
         kwargs={"order": "append", "reward": "normalized", "reward_exponent": 1.0},
         papers=("RPE", "RBS"),
         description="DNA 8-mers over ACGT scored by measured SIX6 binding (65,536 candidates, exact).",
+        exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/BitSequence-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_BS}:BitSequenceEnv",
+        batched_entry_point=f"{_BS}:BitSequence",
+        vector_entry_point=f"{_BS}:BitSequenceVectorEnv",
+        kwargs={"n": 120, "k": 8, "n_modes": 60, "mode_seed": 0, "order": "autoregressive", "reward_exponent": 3.0},
+        papers=("GFN", "QGFN"),
+        description="120-bit strings in 8-bit words; reward exp(-beta * Hamming to 60 seeded modes / n).",
+    ),
+    EnvEntry(
+        id="gymgen/BitSequence-Small-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_BS}:BitSequenceEnv",
+        batched_entry_point=f"{_BS}:BitSequence",
+        vector_entry_point=f"{_BS}:BitSequenceVectorEnv",
+        kwargs={"n": 16, "k": 4, "n_modes": 4, "mode_seed": 0, "order": "autoregressive", "reward_exponent": 3.0},
+        papers=("GFN", "QGFN"),
+        description="Enumerable 16-bit version of BitSequence (65,536 strings) for exact metrics.",
         exact=True,
     ),
     # ---- dag: end ------------------------------------------------------------------------------
