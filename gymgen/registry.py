@@ -82,6 +82,7 @@ class EnvEntry:
 _HG = "gymgen.dag.hypergrid"
 _TFB = "gymgen.dag.tfbind8"
 _BS = "gymgen.dag.bitseq"
+_GC = "gymgen.dag.goal_conditioned"
 _FM = "gymgen.dag.mol.fragmol"
 _AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
@@ -176,6 +177,28 @@ ENVS: tuple[EnvEntry, ...] = (
         papers=("GFN", "QGFN"),
         description="Enumerable 16-bit version of BitSequence (65,536 strings) for exact metrics.",
         exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/GCHyperGrid-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_GC}:GCHyperGridEnv",
+        batched_entry_point=f"{_GC}:GCHyperGrid",
+        vector_entry_point=f"{_GC}:GCHyperGridVectorEnv",
+        kwargs={"height": 32},
+        papers=("RBS",),
+        description="Goal-conditioned 2-D grid (H = 32/64/128): reward 1 only for exiting at the sampled goal cell.",
+    ),
+    EnvEntry(
+        id="gymgen/GCBitSequence-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_GC}:GCBitSequenceEnv",
+        batched_entry_point=f"{_GC}:GCBitSequence",
+        vector_entry_point=f"{_GC}:GCBitSequenceVectorEnv",
+        kwargs={"size": "small", "order": "autoregressive"},
+        papers=("RBS",),
+        description="Goal-conditioned bit strings (small 40/2, medium 60/3, large 100/5): reward 1 on an exact match.",
     ),
     # ---- dag: end ------------------------------------------------------------------------------
     # ---- marl: multi-agent tasks ---------------------------------------------------------------

@@ -38,7 +38,87 @@ def make_modes(n: int, n_modes: int, mode_seed: int) -> np.ndarray:
     return motifs[np.array(picked)].reshape(n_modes, per * 8)[:, :n]
 
 
-class BitSequence(DAGEnv):
+class BitWords(DAGEnv):
+    """The word-by-word DAG shared by ``BitSequence`` and ``GCBitSequence`` (no reward of its own).
+
+    ``L = n / k`` slots hold words in ``0 .. 2^k - 1`` (``-1`` = empty); ``order`` is
+    ``"autoregressive"`` (append, a tree) or ``"any_slot"`` (fill any empty slot). See
+    ``BitSequence`` for the action layout.
+    """
+
+    def _init_words(self, n: int, k: int, order: str) -> None:
+        """Validate ``n, k, order`` and set the word layout, actions and ``s0``."""
+        if not isinstance(k, int) or not 1 <= k <= 16:
+            raise ValueError(f"k (bits per word) must be an int in [1, 16], got {k!r}")
+        if not isinstance(n, int) or n < k or n % k:
+            raise ValueError(f"n must be a positive multiple of k={k}, got {n!r}")
+        if order not in BITSEQ_ORDERS:
+            raise ValueError(f"order must be one of {BITSEQ_ORDERS}, got {order!r}")
+        self.n, self.k, self.order = n, k, order
+        self.n_words, self.word_values = n // k, 2**k
+        self.s0 = torch.full((self.n_words,), -1, dtype=torch.int64)
+        self.n_actions = (self.n_words if order == "any_slot" else 1) * self.word_values + 1
+        self.state_high = self.word_values
+        self.max_trajectory_length = self.n_words + 1
+        self._bit_shifts = torch.arange(k - 1, -1, -1, device=self.device)
+
+    # ---- stateless DAG API --------------------------------------------------------------------
+    def forward_masks(self, states: torch.Tensor) -> torch.Tensor:
+        empty = states < 0
+        full = ~empty.any(-1, keepdim=True)
+        if self.order == "any_slot":
+            grow = empty.repeat_interleave(self.word_values, dim=-1)
+        else:
+            grow = (~full).expand(-1, self.word_values)
+        return torch.cat([grow, full], dim=-1)
+
+    def backward_masks(self, states: torch.Tensor) -> torch.Tensor:
+        words = torch.arange(self.word_values, device=states.device)
+        if self.order == "any_slot":
+            return (states.unsqueeze(-1) == words).reshape(states.shape[0], -1)
+        n = (states >= 0).sum(-1)
+        last = states.gather(1, (n - 1).clamp(min=0).unsqueeze(1))
+        return (n > 0).unsqueeze(-1) & (last == words)
+
+    def _slot_word(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.order == "any_slot":
+            return actions // self.word_values, actions % self.word_values
+        return (states >= 0).sum(-1), actions
+
+    def forward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        slot, word = self._slot_word(states, actions)
+        return states.scatter(1, slot.unsqueeze(1), word.unsqueeze(1))
+
+    def backward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        slot, _ = self._slot_word(states, actions)
+        if self.order == "autoregressive":
+            slot = slot - 1
+        return states.scatter(1, slot.unsqueeze(1), torch.full_like(slot, -1).unsqueeze(1))
+
+    def to_bits(self, states: torch.Tensor) -> torch.Tensor:
+        """Complete word states ``(N, L)`` -> bits ``(N, n)`` uint8 (raises on empty slots)."""
+        if states.ndim != 2 or states.shape[1] != self.n_words:
+            raise ValueError(f"states must have shape (N, {self.n_words}), got {tuple(states.shape)}")
+        bad = (states < 0) | (states >= self.word_values)
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad.any(-1))[0])
+            raise ValueError(f"state {states[i].tolist()} is not complete: every slot must hold a word in [0, {self.word_values - 1}]")
+        return ((states.unsqueeze(-1) >> self._bit_shifts) & 1).reshape(states.shape[0], self.n).to(torch.uint8)
+
+    def from_bits(self, bits: torch.Tensor) -> torch.Tensor:
+        """Bits ``(N, n)`` (0/1) -> word states ``(N, L)``."""
+        if bits.ndim != 2 or bits.shape[1] != self.n or bool(((bits != 0) & (bits != 1)).any()):
+            raise ValueError(f"bits must be a 0/1 tensor of shape (N, {self.n}), got shape {tuple(bits.shape)}")
+        return (bits.long().reshape(-1, self.n_words, self.k) << self._bit_shifts).sum(-1)
+
+    def is_enumerable(self) -> bool:
+        base = self.word_values + (1 if self.order == "any_slot" else 0)
+        n_states = base**self.n_words if self.order == "any_slot" else sum(base**i for i in range(self.n_words + 1))
+        fits_key = self.n_words * math.log2(self.word_values + 2) <= 62
+        return fits_key and n_states <= ENUMERABLE_MAX_STATES
+
+
+class BitSequence(BitWords):
     """BitSequence: write an n-bit string as n/k words of k bits; reward = closeness to a mode set.
 
     ## Description
@@ -114,83 +194,12 @@ class BitSequence(DAGEnv):
         self.modes = torch.as_tensor(make_modes(n, n_modes, mode_seed), device=self.device)
         self._finish_dag_init()
 
-    def _init_words(self, n: int, k: int, order: str) -> None:
-        """Validate ``n, k, order`` and set the word layout, actions and ``s0`` (shared with GCBitSequence)."""
-        if not isinstance(k, int) or not 1 <= k <= 16:
-            raise ValueError(f"k (bits per word) must be an int in [1, 16], got {k!r}")
-        if not isinstance(n, int) or n < k or n % k:
-            raise ValueError(f"n must be a positive multiple of k={k}, got {n!r}")
-        if order not in BITSEQ_ORDERS:
-            raise ValueError(f"order must be one of {BITSEQ_ORDERS}, got {order!r}")
-        self.n, self.k, self.order = n, k, order
-        self.n_words, self.word_values = n // k, 2**k
-        self.s0 = torch.full((self.n_words,), -1, dtype=torch.int64)
-        self.n_actions = (self.n_words if order == "any_slot" else 1) * self.word_values + 1
-        self.state_high = self.word_values
-        self.max_trajectory_length = self.n_words + 1
-        self._bit_shifts = torch.arange(k - 1, -1, -1, device=self.device)
-
-    # ---- stateless DAG API --------------------------------------------------------------------
-    def forward_masks(self, states: torch.Tensor) -> torch.Tensor:
-        empty = states < 0
-        full = ~empty.any(-1, keepdim=True)
-        if self.order == "any_slot":
-            grow = empty.repeat_interleave(self.word_values, dim=-1)
-        else:
-            grow = (~full).expand(-1, self.word_values)
-        return torch.cat([grow, full], dim=-1)
-
-    def backward_masks(self, states: torch.Tensor) -> torch.Tensor:
-        words = torch.arange(self.word_values, device=states.device)
-        if self.order == "any_slot":
-            return (states.unsqueeze(-1) == words).reshape(states.shape[0], -1)
-        n = (states >= 0).sum(-1)
-        last = states.gather(1, (n - 1).clamp(min=0).unsqueeze(1))
-        return (n > 0).unsqueeze(-1) & (last == words)
-
-    def _slot_word(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.order == "any_slot":
-            return actions // self.word_values, actions % self.word_values
-        return (states >= 0).sum(-1), actions
-
-    def forward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        slot, word = self._slot_word(states, actions)
-        return states.scatter(1, slot.unsqueeze(1), word.unsqueeze(1))
-
-    def backward_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        slot, _ = self._slot_word(states, actions)
-        if self.order == "autoregressive":
-            slot = slot - 1
-        return states.scatter(1, slot.unsqueeze(1), torch.full_like(slot, -1).unsqueeze(1))
-
-    def to_bits(self, states: torch.Tensor) -> torch.Tensor:
-        """Complete word states ``(N, L)`` -> bits ``(N, n)`` uint8 (raises on empty slots)."""
-        if states.ndim != 2 or states.shape[1] != self.n_words:
-            raise ValueError(f"states must have shape (N, {self.n_words}), got {tuple(states.shape)}")
-        bad = (states < 0) | (states >= self.word_values)
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad.any(-1))[0])
-            raise ValueError(f"state {states[i].tolist()} is not complete: every slot must hold a word in [0, {self.word_values - 1}]")
-        return ((states.unsqueeze(-1) >> self._bit_shifts) & 1).reshape(states.shape[0], self.n).to(torch.uint8)
-
-    def from_bits(self, bits: torch.Tensor) -> torch.Tensor:
-        """Bits ``(N, n)`` (0/1) -> word states ``(N, L)``."""
-        if bits.ndim != 2 or bits.shape[1] != self.n or bool(((bits != 0) & (bits != 1)).any()):
-            raise ValueError(f"bits must be a 0/1 tensor of shape (N, {self.n}), got shape {tuple(bits.shape)}")
-        return (bits.long().reshape(-1, self.n_words, self.k) << self._bit_shifts).sum(-1)
-
     def min_hamming(self, states: torch.Tensor) -> torch.Tensor:
         """``d(x)``: Hamming distance of each complete state to the nearest mode (int64 ``(N,)``)."""
         return hamming_to_set(self.to_bits(states), self.modes).min(-1).values
 
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:
         return (-self.reward_exponent * self.min_hamming(states).double() / self.n).to(torch.float32)
-
-    def is_enumerable(self) -> bool:
-        base = self.word_values + (1 if self.order == "any_slot" else 0)
-        n_states = base**self.n_words if self.order == "any_slot" else sum(base**i for i in range(self.n_words + 1))
-        fits_key = self.n_words * math.log2(self.word_values + 2) <= 62
-        return fits_key and n_states <= ENUMERABLE_MAX_STATES
 
     # ---- modes and test set -------------------------------------------------------------------
     def mode_states(self) -> torch.Tensor:
