@@ -127,7 +127,7 @@ ENVS: tuple[EnvEntry, ...] = (
         batched_entry_point=f"{_FM}:FragMol",
         vector_entry_point=f"{_FM}:FragMolVectorEnv",
         kwargs={"max_blocks": 9, "reward": "seh", "reward_exponent": 10.0},
-        papers=("GFN", "QGFN", "EGFN"),
+        papers=("GFN", "BN", "QGFN", "EGFN"),
         description="Fragment-tree molecules from the 105-block vocabulary, sEH proxy reward (RDKit).",
         extra="mol",
     ),
