@@ -134,7 +134,7 @@ class BitSequence(BitWords):
     rankings and mode counts are identical; only ``log Z`` shifts by ``beta``. TB uses edit distance
     where gymgen uses Hamming distance (equal-length strings; torchgfn and gfnx do the same).
 
-    ## MDP (``order=``)
+    ## Action space (``order=``)
     ``L = n / k`` slots, each holding a word in ``0 .. 2^k - 1`` (the word's bits, most significant
     first, are bits ``k*j .. k*j+k-1`` of x).
     - ``"autoregressive"`` (default; a tree): forward action ``w < 2^k`` appends word ``w``;
@@ -155,6 +155,9 @@ class BitSequence(BitWords):
     ``delta`` (TB paper: ``delta = 28`` for n=120); ``test_set(...)`` = modes with random bit flips,
     for the Spearman correlation of ``log p(x)`` and ``log R(x)`` (``gymgen.dag.metrics``). Small
     settings (e.g. ``n=8, k=2``; ``gymgen/BitSequence-Small-v0``) are exactly enumerable.
+
+    ## Starting state
+    All slots empty (``-1``).
 
     ## Episode end
     Terminated on exit (``L + 1`` forward actions). Stepping a finished episode raises.

@@ -170,6 +170,9 @@ class GCBitSequence(GoalConditioned, BitWords):
     On exit 1 if ``state == goal`` else 0; ``info["success"]``; ``info["log_reward"]`` 0 or ``-inf``
     (see ``GCHyperGrid`` for how agents should treat ``-inf``).
 
+    ## Starting state
+    All slots empty (``-1``) with a fresh goal.
+
     ## Episode end
     Terminated on exit (``L + 1`` actions).
 

@@ -68,7 +68,7 @@ class TFBind8(DAGEnv):
     ``gymgen.dag.tfbind8.score(["ACGTACGT", ...])`` looks up a batch of strings. Everything is exact:
     ``terminal_states()``, ``true_distribution()``, ``log_partition()``.
 
-    ## MDP (``order=``)
+    ## Action space (``order=``)
     - ``"append"`` (default; a tree, as in gfnx and the RPE "tree" setting): letters are appended
       left to right. Forward actions ``0..3`` append ``A, C, G, T``; action ``4`` exits.
     - ``"prepend_append"`` (a DAG with many paths per sequence, Shen et al. 2023 / RPE): actions
@@ -93,6 +93,9 @@ class TFBind8(DAGEnv):
     ``mode_mask(states)``: the top 0.5 % by ``y`` -- the 328 sequences with ``y >= 0.9469`` (the
     328th score is strictly above the 329th, so the set is well defined; it is closed under reverse
     complement). ``modes_found(states)`` counts distinct modes among sampled terminal states.
+
+    ## Starting state
+    The empty sequence (all ``-1``).
 
     ## Episode end
     Terminated on exit (9 forward actions per trajectory). Stepping a finished episode raises.
