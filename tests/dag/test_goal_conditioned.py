@@ -107,3 +107,16 @@ def test_checkers_and_kit(env_id, kwargs):
     gym_check_env(gymgen.make(env_id, invalid_action="ignore", **kwargs).unwrapped, skip_render_check=True)
     check_env_specs(gymgen.make_batched(env_id, batch_size=3, **kwargs))
     check_env(lambda: gymgen.make(env_id, **kwargs), max_examples=10, gymnasium_checker=False)
+
+
+def test_vector_env_resamples_goals_on_autoreset():
+    import numpy as np
+
+    env = gymgen.make_vec("gymgen/GCHyperGrid-v0", num_envs=4, height=4)
+    obs, _ = env.reset(seed=0)
+    goals = [obs["goal"].copy()]
+    for _ in range(6):  # exit at once: every step ends (or autoresets) each episode, with a new goal
+        obs, r, term, _, info = env.step(np.full(4, 2))
+        goals.append(obs["goal"].copy())
+    assert len({tuple(g) for step in goals for g in step.tolist()}) > 4
+    assert obs["state"].shape == (4, 2) and env.observation_space["goal"].shape == (4, 2)
