@@ -139,3 +139,14 @@ def test_gymnasium_torchrl_and_kit(order):
     gym_check_env(gymgen.make("gymgen/BitSequence-v0", order=order, invalid_action="ignore").unwrapped, skip_render_check=True)
     check_env_specs(gymgen.make_batched("gymgen/BitSequence-v0", order=order, batch_size=4))
     check_env(lambda: gymgen.make("gymgen/BitSequence-Small-v0", n=8, k=2, order=order), max_examples=10, gymnasium_checker=False)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_importance_sampling_on_the_full_size_env_with_the_uniform_policy(order):
+    # any order of filling slots has P_F/P_B = 2^-n under the uniform P_F, so p(x) = 2^-n exactly
+    env = gymgen.make_batched("gymgen/BitSequence-v0", order=order)
+    x = env.test_set(per_mode=1, seed=3)
+    est = estimate_log_p_terminal(env, x, lambda s: torch.zeros(s.shape[0], env.n_actions), n_trajectories=4)
+    torch.testing.assert_close(est, torch.full((60,), -120 * math.log(2), dtype=torch.float64))
+    with pytest.raises(ValueError, match="exit is legal"):
+        estimate_log_p_terminal(env, env.s0[None], lambda s: torch.zeros(s.shape[0], env.n_actions))
