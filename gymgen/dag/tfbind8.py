@@ -32,7 +32,7 @@ def _scores_np() -> np.ndarray:
 
 
 def encode(sequences: Sequence[str] | str) -> np.ndarray:
-    """Letters -> ``(N, 8)`` int64 codes (A=0, C=1, G=2, T=3); raises on a wrong alphabet or length."""
+    """Letters (case-insensitive) -> ``(N, 8)`` int64 codes (A=0, C=1, G=2, T=3); raises on a wrong alphabet or length."""
     seqs = [sequences] if isinstance(sequences, str) else list(sequences)
     out = np.empty((len(seqs), LENGTH), dtype=np.int64)
     for i, s in enumerate(seqs):
