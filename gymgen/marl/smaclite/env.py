@@ -18,6 +18,7 @@ MOVE_AMOUNT = 2.0
 KILL_BONUS = 10.0
 WIN_BONUS = 200.0
 REWARD_SCALE = 20.0
+ENEMY_KEEP_IN_SIGHT = False
 ATTACK_SLACK = 1.0  # attack j is available up to this far beyond weapon reach (edge distance)
 
 # Order kinds of allied units (set from actions each step).
@@ -299,8 +300,17 @@ class SMACLite(MultiAgentBatchedEnv):
         seen = torch.where(nearest_sight.values < big, nearest_sight.indices, torch.full_like(nearest_sight.indices, -1))
         e_tgt = tgt[:, N:]
         cur_d = torch.gather(dist[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        keep = (e_tgt >= 0) & (cur_d <= p["sight"][:, N:]) & torch.gather(cand[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        e_tgt = torch.where(keep, e_tgt, seen[:, N:])
+        cur_r = torch.gather(reach[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        valid = (e_tgt >= 0) & torch.gather(cand[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        if ENEMY_KEEP_IN_SIGHT:
+            keep = valid & (cur_d <= p["sight"][:, N:])
+            e_tgt = torch.where(keep, e_tgt, seen[:, N:])
+        else:  # keep a target in reach; else a random one in reach; else chase the nearest in sight
+            keep = valid & (cur_d <= cur_r)
+            # acquire a uniformly random candidate within reach (SC2-like: no focus fire), else chase
+            pick = torch.where(in_reach[:, N:], self._rand(B, self.M, U), big).min(-1)
+            rand_reach = torch.where(pick.values < big, pick.indices, torch.full_like(pick.indices, -1))
+            e_tgt = torch.where(keep, e_tgt, torch.where(rand_reach >= 0, rand_reach, seen[:, N:]))
         att = self.last_attacker[:, N:]
         att_ok = (att >= 0) & torch.gather(alive, 1, att.clamp(min=0)) & ~healer[:, N:]
         cur_reach = torch.gather(reach[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)

@@ -59,13 +59,18 @@ def _choose(env: SMACLite, mask: torch.Tensor, score: torch.Tensor, hold_margin:
     medivacs heal the most damaged available ally, else follow the allies' centre."""
     N, M = env.N, env.M
     att = mask[..., 6:6 + M]
+    # prefer targets already within weapon reach (walking to another one would stop the shooting)
+    d = (env.pos[:, :N].unsqueeze(2) - env.pos[:, N:].unsqueeze(1)).norm(dim=-1)
+    reach = env.p["range"][:, :N].unsqueeze(-1) + env.p["radius"][:, :N].unsqueeze(-1) + env.p["radius"][:, N:].unsqueeze(1)
+    score = score + 1e3 * (d > reach).float()
     s = torch.where(att, score, torch.full_like(score, _BIG))
     act = 6 + s.argmin(-1)
     goal, dm = _nearest_enemy_pos(env)
     # no target yet: walk toward the nearest enemy, but hold (stop = fire at whoever comes into
     # reach) once it is about to come into reach, so the team engages together
-    reach = env.p["range"][:, :N] + 2 * env.p["radius"][:, :N]
-    hold = (dm < reach + hold_margin) & (env.p["range"][:, :N] > 1.0)  # melee units keep walking in
+    in_reach = (d <= reach) & env.alive[:, N:].unsqueeze(1) & env.alive[:, :N].unsqueeze(-1)
+    engaged = in_reach.flatten(1).any(-1, keepdim=True)  # once anyone fights, everyone walks in
+    hold = (dm < env.p["range"][:, :N] + 2 * env.p["radius"][:, :N] + hold_margin) & (env.p["range"][:, :N] > 1.0) & ~engaged
     walk = torch.where(hold & mask[..., 1], torch.ones_like(act), _best_move(env, mask, goal))
     act = torch.where(att.any(-1), act, walk)
     healer = env.p["heal"][:, :N] > 0
