@@ -23,7 +23,7 @@ def play(map_name: str, policy: Callable[[SMACLite], torch.Tensor], battles: int
     won, lost = done.clone(), done.clone()
     while not bool(done.all()):
         a = policy(env)
-        a = torch.where(done.unsqueeze(-1), (~env.avail_actions()[..., 0]).long(), a)  # finished rows: legal filler
+        a = torch.where(done.unsqueeze(-1), (~env.action_mask[..., 0]).long(), a)  # finished rows: legal filler
         _, _, te, tr, info = env.step_tensors(a, ~done)
         won |= info["battle_won"]
         lost |= te & ~info["battle_won"]

@@ -269,7 +269,7 @@ class SMACLite(MultiAgentBatchedEnv):
         B = self.num_envs
         alive = self.alive
         diff = self.pos.unsqueeze(2) - self.pos.unsqueeze(1)  # (B, U, U, 2): pos_i - pos_j
-        dist = diff.norm(dim=-1)
+        dist = (diff * diff).sum(-1).sqrt()
         reach = p["range"].unsqueeze(2) + p["radius"].unsqueeze(2) + p["radius"].unsqueeze(1)  # edge range
         healer = p["heal"] > 0
         pair_alive = alive.unsqueeze(2) & alive.unsqueeze(1)
@@ -281,10 +281,12 @@ class SMACLite(MultiAgentBatchedEnv):
         tgt_alive = torch.gather(alive, 1, tgt.clamp(min=0)) & tgt_ok
         tgt = torch.where(tgt_alive, tgt, torch.full_like(tgt, -1))
         foe_alive = self.foe & pair_alive
-        # healers target damaged biological friends; everyone else foes
-        friend_bio = (~self.foe & self.not_self) & pair_alive & ((p["attributes"] & 4) > 0).unsqueeze(1) \
-            & (self.hp < p["hp"]).unsqueeze(1)
-        cand = torch.where(healer.unsqueeze(2), friend_bio, foe_alive)
+        if self.has_healer:  # healers target damaged biological friends; everyone else foes
+            friend_bio = (~self.foe & self.not_self) & pair_alive & ((p["attributes"] & 4) > 0).unsqueeze(1) \
+                & (self.hp < p["hp"]).unsqueeze(1)
+            cand = torch.where(healer.unsqueeze(2), friend_bio, foe_alive)
+        else:
+            cand = foe_alive
         # allies: orders
         ally_tgt = tgt[:, :N]
         ally_tgt = torch.where(self.order == _TARGET, ally_tgt, torch.full_like(ally_tgt, -1))
@@ -294,10 +296,10 @@ class SMACLite(MultiAgentBatchedEnv):
         auto = torch.where(nearest_reach.values < big, nearest_reach.indices, torch.full_like(nearest_reach.indices, -1))
         ally_tgt = torch.where((self.order != _MOVE) & (ally_tgt < 0), auto[:, :N], ally_tgt)
         # enemies: keep a visible target, else nearest candidate in sight; retaliate if target out of reach
-        sight = p["sight"].unsqueeze(2)
-        in_sight = cand & (dist <= sight)
-        nearest_sight = torch.where(in_sight, dist, big).min(-1)
-        seen = torch.where(nearest_sight.values < big, nearest_sight.indices, torch.full_like(nearest_sight.indices, -1))
+        in_sight = cand[:, N:] & (dist[:, N:] <= p["sight"][:, N:].unsqueeze(2))
+        nearest_sight = torch.where(in_sight, dist[:, N:], big).min(-1)
+        seen = torch.cat([torch.full((B, N), -1, dtype=torch.long, device=self.device),
+                          torch.where(nearest_sight.values < big, nearest_sight.indices, torch.full_like(nearest_sight.indices, -1))], 1)
         e_tgt = tgt[:, N:]
         cur_d = torch.gather(dist[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         cur_r = torch.gather(reach[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -390,12 +392,12 @@ class SMACLite(MultiAgentBatchedEnv):
         e_len = torch.minimum(p["speed"][:, N:].unsqueeze(-1) * dt, ap_d)
         vel[:, N:] = torch.where(idle_e.unsqueeze(-1), to_ap / ap_d.clamp(min=1e-6) * e_len, vel[:, N:])
         pos = self.pos + vel
-        # collision push-apart between live ground units
-        ground = self.alive & ~p["air"]
-        pair = ground.unsqueeze(2) & ground.unsqueeze(1) & self.not_self
-        diff = pos.unsqueeze(2) - pos.unsqueeze(1)
-        dd = diff.norm(dim=-1).clamp(min=1e-4)
-        overlap = ((p["radius"].unsqueeze(2) + p["radius"].unsqueeze(1)) - dd).clamp(min=0) * pair.float()
+        # collision push-apart between live ground units, resolving the overlaps present at the start
+        # of the tick (one distance matrix per tick)
+        ground = (self.alive & ~p["air"]).float()
+        pair = ground.unsqueeze(2) * ground.unsqueeze(1)  # self-pairs have diff 0, so they push nothing
+        dd = dist.clamp(min=1e-4)
+        overlap = ((p["radius"].unsqueeze(2) + p["radius"].unsqueeze(1)) - dd).clamp(min=0) * pair
         push = (diff / dd.unsqueeze(-1) * (0.5 * overlap).unsqueeze(-1)).sum(2)
         S = self.map.map_size
         self.pos = torch.where(self.alive.unsqueeze(-1), (pos + push).clamp(0.0, S), self.pos)
@@ -454,6 +456,11 @@ class SMACLite(MultiAgentBatchedEnv):
         if self.type_bits == 0:
             return self.hp[:, idx].new_zeros(*self.hp[:, idx].shape, 0)
         return torch.nn.functional.one_hot(self.p["type_local"][:, idx], self.type_bits).float()
+
+    @property
+    def action_mask(self) -> torch.Tensor:
+        """``(B, N, n_actions)`` bool: the current available-action mask (cached at the last reset/step)."""
+        return self._mask
 
     def avail_actions(self) -> torch.Tensor:
         """``(B, N, n_actions)`` bool: SMAC's available-action mask of every agent."""

@@ -1,7 +1,7 @@
 """Batched scripted policies for ``SMACLite``: each maps the env's current tensors to a legal ``(B, N)`` action.
 
 They read the simulator's internal tensors (positions, health, cooldowns), so they are baselines and
-calibration tools, not agents that see only observations. All respect ``env.avail_actions()``.
+calibration tools, not agents that see only observations. All respect ``env.action_mask``.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ _BIG = 1e6
 
 def random_policy(env: SMACLite, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniformly random among available actions."""
-    mask = env.avail_actions().float()
+    mask = env.action_mask.float()
     B, N, A = mask.shape
     return torch.multinomial(mask.reshape(B * N, A), 1, generator=generator).reshape(B, N)
 
 
 def stand_still(env: SMACLite) -> torch.Tensor:
     """Every live agent stops (stands and shoots whatever enters weapon reach); dead agents no-op."""
-    return env.avail_actions()[..., 1].long()
+    return env.action_mask[..., 1].long()
 
 
 def _move_scores(env: SMACLite, goal: torch.Tensor, away: bool) -> torch.Tensor:
@@ -90,21 +90,21 @@ def focus_fire(env: SMACLite) -> torch.Tensor:
     N = env.N
     health = (env.hp[:, N:] + env.shield[:, N:]).unsqueeze(1).expand(-1, N, -1)
     d = (env.pos[:, :N].unsqueeze(2) - env.pos[:, N:].unsqueeze(1)).norm(dim=-1)
-    return _choose(env, env.avail_actions(), health + 0.1 * d)  # ties (full health) go to the nearest
+    return _choose(env, env.action_mask, health + 0.1 * d)  # ties (full health) go to the nearest
 
 
 def attack_nearest(env: SMACLite) -> torch.Tensor:
     """Each agent attacks its nearest reachable enemy (the enemy AI's rule); otherwise walks to the nearest."""
     N = env.N
     d = (env.pos[:, :N].unsqueeze(2) - env.pos[:, N:].unsqueeze(1)).norm(dim=-1)
-    return _choose(env, env.avail_actions(), d)
+    return _choose(env, env.action_mask, d)
 
 
 def kite(env: SMACLite, danger: float = 4.0) -> torch.Tensor:
     """Ranged units focus fire only while every enemy is farther than ``danger``; otherwise they step
     away (keeping off walls and corners). Wins 3s_vs_5z, where standing still loses."""
     N = env.N
-    mask = env.avail_actions()
+    mask = env.action_mask
     act = focus_fire(env)
     _, dm = _nearest_enemy_pos(env)
     ranged = env.p["range"][:, :N] > 1.0
