@@ -1,0 +1,98 @@
+"""Batched trajectory sampler over the stateless DAG API, producing a tensordict batch.
+
+Layout of the returned ``TensorDict`` (batch ``[B]``; ``T = env.max_trajectory_length``):
+``states (B, T+1, d)`` (``states[:, t]`` is the state before action ``t``; after the exit the terminal
+state is repeated), ``actions (B, T)`` (-1 = padding), ``valid (B, T)`` (action ``t`` was taken),
+``forward_masks (B, T+1, A)``, ``backward_masks (B, T+1, A-1)``, ``log_pf (B, T)`` under the
+*untempered* policy (exploration with ``epsilon``/``temperature`` changes only which actions are
+drawn), ``length (B,)`` (number of actions, exit included), ``terminal (B, d)``, ``log_reward (B,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tensordict import TensorDict
+
+LogPF = Callable[[torch.Tensor], torch.Tensor]
+
+
+def draw_actions(
+    log_pf: torch.Tensor, mask: torch.Tensor, epsilon: float, temperature: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Sample from ``softmax(log_pf / temperature)`` mixed with ``epsilon`` * uniform-over-legal."""
+    probs = torch.softmax(log_pf / temperature, -1) if temperature != 1.0 else log_pf.exp()
+    probs = torch.where(mask, probs, torch.zeros_like(probs))
+    if epsilon > 0:
+        uni = mask.float() / mask.sum(-1, keepdim=True).clamp(min=1)
+        probs = (1 - epsilon) * probs + epsilon * uni
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def sample_trajectories(
+    env,
+    log_pf_fn: LogPF,
+    n: int,
+    *,
+    epsilon: float = 0.0,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    action_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    evaluate_reward: bool = True,
+) -> TensorDict:
+    """Roll out ``n`` forward trajectories of ``log_pf_fn`` (masked log-probs ``(N, A)``) on ``env``.
+
+    ``action_fn(states, log_pf, mask) -> actions`` replaces the default draw (QGFN mixing uses it).
+    """
+    dev = env.device
+    T, d, A = env.max_trajectory_length, env.state_dim, env.n_actions
+    states = torch.empty(n, T + 1, d, dtype=torch.long, device=dev)
+    fmasks = torch.zeros(n, T + 1, A, dtype=torch.bool, device=dev)
+    actions = torch.full((n, T), -1, dtype=torch.long, device=dev)
+    log_pf = torch.zeros(n, T, device=dev)
+    cur = env.s0.expand(n, d).clone()
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
+    length = torch.zeros(n, dtype=torch.long, device=dev)
+    states[:, 0] = cur
+    for t in range(T):
+        mask = env.forward_masks(cur)
+        fmasks[:, t] = mask
+        if bool(done.all()):
+            states[:, t + 1 :] = cur.unsqueeze(1)
+            break
+        lp = log_pf_fn(cur)
+        a = action_fn(cur, lp, mask) if action_fn is not None else draw_actions(lp, mask, epsilon, temperature, generator)
+        a = torch.where(done, torch.full_like(a, -1), a)
+        actions[:, t] = a
+        log_pf[:, t] = torch.where(done, torch.zeros_like(lp[:, 0]), lp.gather(1, a.clamp(min=0).unsqueeze(1)).squeeze(1))
+        moving = ~done & (a != env.exit_action)
+        nxt = cur.clone()
+        if bool(moving.any()):
+            nxt[moving] = env.forward_step(cur[moving], a[moving])
+        length += (~done).long()
+        done = done | (a == env.exit_action)
+        cur = nxt
+        states[:, t + 1] = cur
+    fmasks[:, T] = env.forward_masks(cur)
+    if not bool(done.all()):
+        raise RuntimeError("a trajectory did not exit within env.max_trajectory_length actions")
+    valid = actions >= 0
+    bmasks = env.backward_masks(states.reshape(-1, d)).reshape(n, T + 1, A - 1)
+    log_reward = env.log_reward(cur).float() if evaluate_reward else torch.full((n,), float("nan"), device=dev)
+    return TensorDict(
+        {
+            "states": states,
+            "actions": actions,
+            "valid": valid,
+            "forward_masks": fmasks,
+            "backward_masks": bmasks,
+            "log_pf": log_pf,
+            "length": length,
+            "terminal": cur,
+            "log_reward": log_reward,
+        },
+        batch_size=[n],
+        device=dev,
+    )
