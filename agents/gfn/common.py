@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from gymgen.agents.gfn.buffers import PrioritizedReplayBuffer, ReplayBuffer
 from gymgen.agents.gfn.evaluate import ModeTracker, exact_metrics
 from gymgen.agents.gfn.nets import GFNModel, masked_log_softmax
 from gymgen.agents.gfn.sampler import draw_actions, sample_trajectories
@@ -35,6 +36,9 @@ class GFNConfig:
     eval_every: int = 0  # 0 = only at the end; exact metrics need an enumerable env
     max_trajectories: int | None = None  # stop once this many trajectories were sampled
     max_reward_evaluations: int | None = None  # stop once this many reward calls were made
+    replay: str = "none"  # "none" | "uniform" | "prioritized": replayed trajectories join each batch
+    replay_capacity: int = 10_000
+    replay_batch_size: int = 32
 
 
 @dataclass
@@ -65,6 +69,7 @@ class GFNPolicy:
         self.history: list[dict[str, float]] = []
         self.modes = ModeTracker(env)
         self.generator = torch.Generator(device=env.device).manual_seed(seed + 7919)
+        self.buffer: Any = None
         self.action_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @torch.no_grad()
@@ -114,6 +119,17 @@ def check_env(env, cfg: GFNConfig) -> None:
         raise ValueError(f"env is on {env.device} but cfg.device is {cfg.device!r}; create the env with device={cfg.device!r}")
 
 
+def make_buffer(cfg: GFNConfig, generator: torch.Generator) -> ReplayBuffer | None:
+    """The replay buffer ``cfg.replay`` asks for (``None`` for on-policy training)."""
+    if cfg.replay == "none":
+        return None
+    if cfg.replay == "uniform":
+        return ReplayBuffer(cfg.replay_capacity, generator)
+    if cfg.replay == "prioritized":
+        return PrioritizedReplayBuffer(cfg.replay_capacity, generator=generator)
+    raise ValueError(f"replay must be 'none', 'uniform' or 'prioritized', got {cfg.replay!r}")
+
+
 def train_loop(
     env,
     cfg: GFNConfig,
@@ -134,6 +150,8 @@ def train_loop(
         return sample_trajectories(env, policy._log_pf, cfg.batch_size, epsilon=cfg.epsilon, temperature=cfg.temperature, generator=gen, action_fn=policy.action_fn)
 
     sample = sample_fn or default_sample
+    buffer = make_buffer(cfg, gen)
+    policy.buffer = buffer
     for it in range(cfg.n_iterations):
         if c.exhausted(cfg):
             break
@@ -141,6 +159,9 @@ def train_loop(
         c.trajectories += td.batch_size[0]
         c.reward_evaluations += td.batch_size[0]
         policy.modes.update(td["terminal"], td["log_reward"])
+        if buffer is not None:
+            buffer.add(td)
+            td = torch.cat([td, buffer.sample(cfg.replay_batch_size)], 0)
         loss = loss_fn(td)
         optimizer.zero_grad()
         loss.backward()
