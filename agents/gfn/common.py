@@ -81,6 +81,8 @@ class GFNPolicy:
     def act(self, obs: dict[str, Any]) -> int | np.ndarray:
         """Sample an action for a Gymnasium observation (``state`` of shape ``(d,)`` or ``(n, d)``)."""
         s = torch.as_tensor(np.asarray(obs["state"]), device=self.env.device).long()
+        if bool(((s < -1) | (s >= self.env.state_high)).any()) or s.shape[-1] != self.env.state_dim:
+            raise ValueError(f"obs['state'] must have {self.env.state_dim} entries in [-1, {self.env.state_high - 1}], got {s.tolist()}")
         single = s.dim() == 1
         s = s.reshape(-1, self.env.state_dim)
         mask = torch.as_tensor(np.asarray(obs["action_mask"]), device=self.env.device).bool().reshape(s.shape[0], -1)
@@ -103,8 +105,8 @@ class GFNPolicy:
 def model_log_pf(model: GFNModel, env) -> Callable[[torch.Tensor], torch.Tensor]:
     """The forward policy read off the model's PF head."""
 
-    def f(states: torch.Tensor) -> torch.Tensor:
-        return masked_log_softmax(model(states)[0], env.forward_masks(states))
+    def f(states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return masked_log_softmax(model(states)[0], env.forward_masks(states) if mask is None else mask)
 
     return f
 

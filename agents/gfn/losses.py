@@ -17,9 +17,14 @@ def trajectory_terms(model: GFNModel, td: TensorDict, uniform_pb: bool = False, 
     """Per-step ``lpf (B,T)``, ``lpb (B,T)`` (0 on exit/padding) and log flows ``logf (B,T+1)``."""
     states, actions, valid = td["states"], td["actions"], td["valid"]
     B, T1, d = states.shape
-    ex = None if extra is None else extra.unsqueeze(1).expand(B, T1, extra.shape[-1]).reshape(B * T1, -1)
-    pf, pb, logf = model(states.reshape(B * T1, d), ex)
-    pf, pb, logf = pf.reshape(B, T1, -1), pb.reshape(B, T1, -1), logf.reshape(B, T1)
+    # the model runs once, only on positions 0..length-1 (every state an action was taken from)
+    keep = torch.arange(T1, device=states.device).unsqueeze(0) < td["length"].unsqueeze(1)
+    ex = None if extra is None else extra.unsqueeze(1).expand(B, T1, extra.shape[-1])[keep]
+    pf_k, pb_k, logf_k = model(states[keep], ex)
+    A = pf_k.shape[-1]
+    pf = pf_k.new_zeros(B, T1, A).index_put((keep,), pf_k)
+    pb = pb_k.new_zeros(B, T1, A - 1).index_put((keep,), pb_k)
+    logf = logf_k.new_zeros(B, T1).index_put((keep,), logf_k)
     a = actions.clamp(min=0)
     lpf_all = masked_log_softmax(pf[:, :-1], td["forward_masks"][:, :-1])
     lpf = torch.where(valid, lpf_all.gather(-1, a.unsqueeze(-1)).squeeze(-1), torch.zeros_like(valid, dtype=pf.dtype))

@@ -58,7 +58,7 @@ def child_scores(model, env, states: torch.Tensor) -> tuple[torch.Tensor, torch.
 def rpe_log_pf(model, env):
     """``P_F(s_a|s) ∝ F(s_a)/|B(s_a)|``, exit ``∝ R_hat(s)``."""
 
-    def f(states):
+    def f(states, mask=None):
         scores, mask, _ = child_scores(model, env, states)
         return torch.log_softmax(scores.masked_fill(~mask, float("-inf")), -1)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from tensordict import TensorDict
 
-LogPF = Callable[[torch.Tensor], torch.Tensor]
+LogPF = Callable[..., torch.Tensor]  # (states, mask=None) -> masked log-probs (N, A)
 
 
 def draw_actions(
@@ -42,7 +42,7 @@ def sample_trajectories(
     action_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     evaluate_reward: bool = True,
 ) -> TensorDict:
-    """Roll out ``n`` forward trajectories of ``log_pf_fn`` (masked log-probs ``(N, A)``) on ``env``.
+    """Roll out ``n`` forward trajectories of ``log_pf_fn(states, mask)`` (masked log-probs ``(N, A)``) on ``env``.
 
     ``action_fn(states, log_pf, mask) -> actions`` replaces the default draw (QGFN mixing uses it).
     """
@@ -62,7 +62,7 @@ def sample_trajectories(
         if bool(done.all()):
             states[:, t + 1 :] = cur.unsqueeze(1)
             break
-        lp = log_pf_fn(cur)
+        lp = log_pf_fn(cur, mask)
         a = action_fn(cur, lp, mask) if action_fn is not None else draw_actions(lp, mask, epsilon, temperature, generator)
         a = torch.where(done, torch.full_like(a, -1), a)
         actions[:, t] = a

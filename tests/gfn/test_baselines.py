@@ -55,7 +55,7 @@ def test_losses_are_zero_at_the_exact_solution():
     env = gymgen.make_batched("gymgen/HyperGrid-v0", ndim=1, height=5, batch_size=1)
     r = env.log_reward(torch.arange(5).unsqueeze(1)).double().exp()
     F = torch.flip(torch.cumsum(torch.flip(r, [0]), 0), [0])  # F(s) = sum_{x >= s} R(x)
-    td = sample_trajectories(env, lambda s: torch.zeros(s.shape[0], 2), 40, generator=torch.Generator().manual_seed(0))
+    td = sample_trajectories(env, lambda s, m=None: torch.zeros(s.shape[0], 2), 40, generator=torch.Generator().manual_seed(0))
     st = td["states"][..., 0]
     pf_exit = (r[st] / F[st]).log().float()
     moved = td["valid"] & (td["actions"] == 0)
@@ -68,7 +68,7 @@ def test_losses_are_zero_at_the_exact_solution():
 
 def test_rpe_g_factor_on_a_path():
     env = tiny()
-    td = sample_trajectories(env, lambda s: torch.zeros(s.shape[0], 3), 1, generator=torch.Generator().manual_seed(3))
+    td = sample_trajectories(env, lambda s, m=None: torch.zeros(s.shape[0], 3), 1, generator=torch.Generator().manual_seed(3))
     lg = log_g_factors(env, td)[0]
     s = td["states"][0]
     n = int(td["length"][0]) - 1
@@ -80,7 +80,7 @@ def test_rpe_g_factor_on_a_path():
 
 def test_replay_buffers():
     env = tiny()
-    td = sample_trajectories(env, lambda s: torch.zeros(s.shape[0], 3), 40, generator=torch.Generator().manual_seed(0))
+    td = sample_trajectories(env, lambda s, m=None: torch.zeros(s.shape[0], 3), 40, generator=torch.Generator().manual_seed(0))
     buf = ReplayBuffer(30, torch.Generator().manual_seed(0))
     buf.add(td)
     assert len(buf) == 30 and buf.sample(7).batch_size[0] == 7
