@@ -96,3 +96,58 @@ def sample_trajectories(
         batch_size=[n],
         device=dev,
     )
+
+
+@torch.no_grad()
+def sample_backward_trajectories(
+    env, log_pb_fn: Callable[[torch.Tensor], torch.Tensor], terminals: torch.Tensor, generator: torch.Generator | None = None
+) -> TensorDict:
+    """Walk ``P_B`` from each terminal state back to ``s0`` and return the *reversed* (forward) trajectories,
+    ending with the exit, in the layout of ``sample_trajectories`` (``log_pf`` is zero, ``log_reward`` NaN).
+
+    ``log_pb_fn(states) -> (N, A-1)`` masked backward log-probs. Used by retrospective backward synthesis.
+    """
+    dev = env.device
+    n, d = terminals.shape
+    T = env.max_trajectory_length
+    back = torch.empty(n, T, d, dtype=torch.long, device=dev)
+    back_a = torch.full((n, T), -1, dtype=torch.long, device=dev)
+    cur = terminals.clone()
+    back[:, 0] = cur
+    steps = torch.zeros(n, dtype=torch.long, device=dev)
+    for k in range(T - 1):
+        at0 = env.is_initial(cur)
+        if bool(at0.all()):
+            back[:, k + 1 :] = cur.unsqueeze(1)
+            break
+        mask = env.backward_masks(cur)
+        probs = torch.where(mask, log_pb_fn(cur).exp(), torch.zeros(mask.shape, device=dev))
+        probs = torch.where(at0.unsqueeze(1), torch.ones_like(probs), probs)
+        a = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        mv = ~at0
+        nxt = cur.clone()
+        nxt[mv] = env.backward_step(cur[mv], a[mv])
+        back_a[:, k] = torch.where(mv, a, torch.full_like(a, -1))
+        steps += mv.long()
+        cur = nxt
+        back[:, k + 1] = cur
+    if not bool(env.is_initial(cur).all()):
+        raise RuntimeError("a backward trajectory did not reach s0 within env.max_trajectory_length steps")
+    j = torch.arange(T + 1, device=dev).unsqueeze(0)
+    m = steps.unsqueeze(1)
+    src = (m - j).clamp(min=0, max=T - 1)
+    states = back.gather(1, src.unsqueeze(-1).expand(n, T + 1, d))
+    fa = back_a.gather(1, (m - 1 - j[:, :T]).clamp(min=0))
+    actions = torch.where(j[:, :T] < m, fa, torch.full_like(fa, -1))
+    actions = torch.where(j[:, :T] == m, torch.full_like(fa, env.exit_action), actions)
+    fm = env.forward_masks(states.reshape(-1, d)).reshape(n, T + 1, -1)
+    bm = env.backward_masks(states.reshape(-1, d)).reshape(n, T + 1, -1)
+    return TensorDict(
+        {
+            "states": states, "actions": actions, "valid": actions >= 0, "forward_masks": fm, "backward_masks": bm,
+            "log_pf": torch.zeros(n, T, device=dev), "length": steps + 1, "terminal": terminals.clone(),
+            "log_reward": torch.full((n,), float("nan"), device=dev),
+        },
+        batch_size=[n],
+        device=dev,
+    )
