@@ -70,6 +70,7 @@ class GFNPolicy:
         self.modes = ModeTracker(env)
         self.generator = torch.Generator(device=env.device).manual_seed(seed + 7919)
         self.buffer: Any = None
+        self.reward_sum = 0.0  # sum of R over the trajectories the training loop sampled
         self.action_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @torch.no_grad()
@@ -161,6 +162,7 @@ def train_loop(
         c.trajectories += td.batch_size[0]
         c.reward_evaluations += td.batch_size[0]
         policy.modes.update(td["terminal"], td["log_reward"])
+        policy.reward_sum += float(td["log_reward"].exp().sum())
         if buffer is not None:
             buffer.add(td)
             td = torch.cat([td, buffer.sample(cfg.replay_batch_size)], 0)
@@ -174,7 +176,7 @@ def train_loop(
         last = it == cfg.n_iterations - 1 or c.exhausted(cfg)
         if (cfg.eval_every and (it + 1) % cfg.eval_every == 0) or last:
             c.wall_s = time.perf_counter() - t0
-            row: dict[str, float] = {"iteration": it + 1, "loss": float(loss.detach()), **c.as_dict(), "modes_found": policy.modes.modes_found, "regions_found": policy.modes.regions_found}
+            row: dict[str, float] = {"iteration": it + 1, "loss": float(loss.detach()), **c.as_dict(), "modes_found": policy.modes.modes_found, "regions_found": policy.modes.regions_found, "mean_reward_online": policy.reward_sum / max(c.trajectories, 1)}
             if log_z_fn is not None:
                 policy.log_z = log_z_fn()
             if env.is_enumerable() and (cfg.eval_every or last):
