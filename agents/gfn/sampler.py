@@ -23,7 +23,7 @@ def draw_actions(
 ) -> torch.Tensor:
     """Sample from ``softmax(log_pf / temperature)`` mixed with ``epsilon`` * uniform-over-legal."""
     probs = torch.softmax(log_pf / temperature, -1) if temperature != 1.0 else log_pf.exp()
-    probs = torch.where(mask, probs, torch.zeros_like(probs))
+    probs = probs.masked_fill(~mask, 0.0)
     if epsilon > 0:
         uni = mask.float() / mask.sum(-1, keepdim=True).clamp(min=1)
         probs = (1 - epsilon) * probs + epsilon * uni
@@ -64,9 +64,9 @@ def sample_trajectories(
             break
         lp = log_pf_fn(cur, mask)
         a = action_fn(cur, lp, mask) if action_fn is not None else draw_actions(lp, mask, epsilon, temperature, generator)
-        a = torch.where(done, torch.full_like(a, -1), a)
+        a = a.masked_fill(done, -1)
         actions[:, t] = a
-        log_pf[:, t] = torch.where(done, torch.zeros_like(lp[:, 0]), lp.gather(1, a.clamp(min=0).unsqueeze(1)).squeeze(1))
+        log_pf[:, t] = lp.gather(1, a.clamp(min=0).unsqueeze(1)).squeeze(1).masked_fill(done, 0.0)
         moving = ~done & (a != env.exit_action)
         nxt = cur.clone()
         if bool(moving.any()):
