@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, model_log_pf, train_loop
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, log_flow_at_s0, make_model, model_log_pf, train_loop
 from gymgen.agents.gfn.losses import flow_matching_loss
 from gymgen.agents.gfn.nets import masked_log_softmax
 
@@ -51,8 +51,4 @@ def train(env, cfg: BNConfig | None = None) -> GFNPolicy:
     policy = GFNPolicy(env, model, model_log_pf(model, env), seed=cfg.seed)
     log_edge = bifurcated_log_edge(model, env)
 
-    def log_z() -> float:
-        with torch.no_grad():
-            return float(model(env.s0.unsqueeze(0))[2][0])
-
-    return train_loop(env, cfg, policy, lambda td: flow_matching_loss(env, log_edge, td), opt, log_z_fn=log_z)
+    return train_loop(env, cfg, policy, lambda td: flow_matching_loss(env, log_edge, td), opt, log_z_fn=log_flow_at_s0(model, env))

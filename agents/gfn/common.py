@@ -112,6 +112,16 @@ def model_log_pf(model: GFNModel, env) -> Callable[[torch.Tensor], torch.Tensor]
     return f
 
 
+def log_flow_at_s0(model: GFNModel, env) -> Callable[[], float]:
+    """``log Z`` estimate read off the log-flow head at ``s0`` (DB, SubTB, BN, RPE)."""
+
+    def f() -> float:
+        with torch.no_grad():
+            return float(model(env.s0.unsqueeze(0))[2][0])
+
+    return f
+
+
 def make_model(env, cfg: GFNConfig, extra_dim: int = 0) -> GFNModel:
     torch.manual_seed(cfg.seed)
     return GFNModel(env.state_dim, env.state_high, env.n_actions, cfg.hidden, cfg.layers, extra_dim).to(env.device)

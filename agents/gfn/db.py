@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, model_log_pf, train_loop
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, log_flow_at_s0, make_model, model_log_pf, train_loop
 from gymgen.agents.gfn.losses import db_loss, trajectory_terms
 
 
@@ -27,8 +27,4 @@ def train(env, cfg: DBConfig | None = None) -> GFNPolicy:
     def loss_fn(td):
         return db_loss(trajectory_terms(model, td, cfg.uniform_pb), td)
 
-    def log_z() -> float:
-        with torch.no_grad():
-            return float(model(env.s0.unsqueeze(0))[2][0])
-
-    return train_loop(env, cfg, policy, loss_fn, opt, log_z_fn=log_z)
+    return train_loop(env, cfg, policy, loss_fn, opt, log_z_fn=log_flow_at_s0(model, env))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, train_loop
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, log_flow_at_s0, make_model, train_loop
 
 
 @dataclass
@@ -100,8 +100,4 @@ def train(env, cfg: RPEConfig | None = None) -> GFNPolicy:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     policy = GFNPolicy(env, model, rpe_log_pf(model, env), seed=cfg.seed)
 
-    def log_z() -> float:
-        with torch.no_grad():
-            return float(model(env.s0.unsqueeze(0))[2][0])
-
-    return train_loop(env, cfg, policy, lambda td: rpe_loss(model, env, td, cfg.semi_gradient), opt, log_z_fn=log_z)
+    return train_loop(env, cfg, policy, lambda td: rpe_loss(model, env, td, cfg.semi_gradient), opt, log_z_fn=log_flow_at_s0(model, env))
