@@ -80,6 +80,9 @@ class EnvEntry:
 # --------------------------------------------------------------------------------------------
 
 _HG = "gymgen.dag.hypergrid"
+_TFB = "gymgen.dag.tfbind8"
+_BS = "gymgen.dag.bitseq"
+_GC = "gymgen.dag.goal_conditioned"
 _FM = "gymgen.dag.mol.fragmol"
 _AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
@@ -124,7 +127,7 @@ ENVS: tuple[EnvEntry, ...] = (
         batched_entry_point=f"{_FM}:FragMol",
         vector_entry_point=f"{_FM}:FragMolVectorEnv",
         kwargs={"max_blocks": 9, "reward": "seh", "reward_exponent": 10.0},
-        papers=("GFN", "QGFN", "EGFN"),
+        papers=("GFN", "BN", "QGFN", "EGFN"),
         description="Fragment-tree molecules from the 105-block vocabulary, sEH proxy reward (RDKit).",
         extra="mol",
     ),
@@ -139,6 +142,63 @@ ENVS: tuple[EnvEntry, ...] = (
         papers=("GFN",),
         description="QM9-sized molecules (<= 9 C/N/O/F atoms) built atom by atom with valence masks, QED reward (RDKit).",
         extra="mol",
+    ),
+    EnvEntry(
+        id="gymgen/TFBind8-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_TFB}:TFBind8Env",
+        batched_entry_point=f"{_TFB}:TFBind8",
+        vector_entry_point=f"{_TFB}:TFBind8VectorEnv",
+        kwargs={"order": "append", "reward": "normalized", "reward_exponent": 1.0},
+        papers=("RPE", "RBS"),
+        description="DNA 8-mers over ACGT scored by measured SIX6 binding (65,536 candidates, exact).",
+        exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/BitSequence-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_BS}:BitSequenceEnv",
+        batched_entry_point=f"{_BS}:BitSequence",
+        vector_entry_point=f"{_BS}:BitSequenceVectorEnv",
+        kwargs={"n": 120, "k": 8, "n_modes": 60, "mode_seed": 0, "order": "autoregressive", "reward_exponent": 3.0},
+        papers=("GFN", "QGFN"),
+        description="120-bit strings in 8-bit words; reward exp(-beta * Hamming to 60 seeded modes / n).",
+    ),
+    EnvEntry(
+        id="gymgen/BitSequence-Small-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_BS}:BitSequenceEnv",
+        batched_entry_point=f"{_BS}:BitSequence",
+        vector_entry_point=f"{_BS}:BitSequenceVectorEnv",
+        kwargs={"n": 16, "k": 4, "n_modes": 4, "mode_seed": 0, "order": "autoregressive", "reward_exponent": 3.0},
+        papers=("GFN", "QGFN"),
+        description="Enumerable 16-bit version of BitSequence (65,536 strings) for exact metrics.",
+        exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/GCHyperGrid-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_GC}:GCHyperGridEnv",
+        batched_entry_point=f"{_GC}:GCHyperGrid",
+        vector_entry_point=f"{_GC}:GCHyperGridVectorEnv",
+        kwargs={"height": 32},
+        papers=("RBS",),
+        description="Goal-conditioned 2-D grid (H = 32/64/128): reward 1 only for exiting at the sampled goal cell.",
+    ),
+    EnvEntry(
+        id="gymgen/GCBitSequence-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_GC}:GCBitSequenceEnv",
+        batched_entry_point=f"{_GC}:GCBitSequence",
+        vector_entry_point=f"{_GC}:GCBitSequenceVectorEnv",
+        kwargs={"size": "small", "order": "autoregressive"},
+        papers=("RBS",),
+        description="Goal-conditioned bit strings (small 40/2, medium 60/3, large 100/5): reward 1 on an exact match.",
     ),
     # ---- dag: end ------------------------------------------------------------------------------
     # ---- marl: multi-agent tasks ---------------------------------------------------------------
