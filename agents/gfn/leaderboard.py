@@ -24,6 +24,7 @@ METHODS = {
     "rpe": "RPEConfig",
     "qgfn": "QGFNConfig",
     "egfn": "EGFNConfig",
+    "rbs": "RBSConfig",
 }
 
 
