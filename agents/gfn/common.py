@@ -70,6 +70,9 @@ class GFNPolicy:
         self.modes = ModeTracker(env)
         self.generator = torch.Generator(device=env.device).manual_seed(seed + 7919)
         self.buffer: Any = None
+        self.train_generator: torch.Generator | None = None
+        self.resume: Callable[[], Any] | None = None
+        self.log_z_fn: Callable[[], float] | None = None
         self.reward_sum = 0.0  # sum of R over the trajectories the training loop sampled
         self.action_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
@@ -100,6 +103,8 @@ class GFNPolicy:
 
     def exact_metrics(self) -> dict[str, float]:
         """Exact ``tv_exact``/``l1_sum``/``jsd``/``kl``/``log_z_error`` (enumerable envs only)."""
+        if self.log_z_fn is not None:
+            self.log_z = self.log_z_fn()
         return exact_metrics(self.env, self._log_pf, self.log_z)
 
 
@@ -155,16 +160,22 @@ def train_loop(
     log_z_fn: Callable[[], float] | None = None,
 ) -> GFNPolicy:
     """Sample a batch, take one gradient step on ``loss_fn(batch)``; count budgets; evaluate as asked."""
-    gen = torch.Generator(device=env.device).manual_seed(cfg.seed)
+    if policy.train_generator is None:
+        policy.train_generator = torch.Generator(device=env.device).manual_seed(cfg.seed)
+    gen = policy.train_generator
     c = policy.counters
+    # calling policy.resume() later continues this run (same model, optimizer, buffer, counters)
+    policy.resume = lambda: train_loop(env, cfg, policy, loss_fn, optimizer, sample_fn=sample_fn, after_step=after_step, log_z_fn=log_z_fn)
+    policy.log_z_fn = log_z_fn
     t0 = time.perf_counter()
 
     def default_sample() -> TensorDict:
         return sample_trajectories(env, policy._log_pf, cfg.batch_size, epsilon=cfg.epsilon, temperature=cfg.temperature, generator=gen, action_fn=policy.action_fn)
 
     sample = sample_fn or default_sample
-    buffer = make_buffer(cfg, gen)
-    policy.buffer = buffer
+    if policy.buffer is None:
+        policy.buffer = make_buffer(cfg, gen)
+    buffer = policy.buffer
     for it in range(cfg.n_iterations):
         if c.exhausted(cfg):
             break
