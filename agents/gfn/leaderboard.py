@@ -31,10 +31,8 @@ METHODS = {
 }
 
 
-def train_agent(method: str, env_id: str, env_kwargs: dict[str, Any] | None = None, seed: int = 0, budget: int | dict[str, int] | None = None, config: dict[str, Any] | None = None) -> Any:
-    """Build ``env_id`` and train GFlowNet ``method`` on it within ``budget``; returns the trained policy."""
-    import gymgen
-
+def _method(method: str, config: dict[str, Any] | None) -> tuple[Any, type, dict[str, Any]]:
+    """The method's module and config class, with ``config`` checked against the config's fields."""
     if method not in METHODS:
         raise KeyError(f"unknown GFlowNet method {method!r}; known: {sorted(METHODS)}")
     mod = importlib.import_module(f"gymgen.agents.gfn.{method}")
@@ -44,6 +42,14 @@ def train_agent(method: str, env_id: str, env_kwargs: dict[str, Any] | None = No
     bad = sorted(set(config) - valid)
     if bad:
         raise KeyError(f"unknown config keys {bad} for gfn.{method}; valid keys: {sorted(valid)}")
+    return mod, cfg_cls, config
+
+
+def train_agent(method: str, env_id: str, env_kwargs: dict[str, Any] | None = None, seed: int = 0, budget: int | dict[str, int] | None = None, config: dict[str, Any] | None = None) -> Any:
+    """Build ``env_id`` and train GFlowNet ``method`` on it within ``budget``; returns the trained policy."""
+    import gymgen
+
+    mod, cfg_cls, config = _method(method, config)
     if isinstance(budget, int):
         budget = {"trajectories": budget}
     budget = dict(budget or {})
@@ -75,13 +81,7 @@ class LeaderboardAgent:
         unit = getattr(budget, "unit", "trajectories")
         if unit != "trajectories":
             raise ValueError(f"gfn.{method} counts its budget in trajectories, got budget unit {unit!r}")
-        mod = importlib.import_module(f"gymgen.agents.gfn.{method}")
-        cfg_cls = getattr(mod, METHODS[method])
-        config = dict(config or {})
-        valid = {f.name for f in dataclasses.fields(cfg_cls)}
-        bad = sorted(set(config) - valid)
-        if bad:
-            raise KeyError(f"unknown config keys {bad} for gfn.{method}; valid keys: {sorted(valid)}")
+        mod, cfg_cls, config = _method(method, config)
         self.env = gymgen.make_batched(env_spec["id"], batch_size=1, device=config.get("device", "cpu"), **env_spec.get("kwargs", {}))
         self.cfg = cfg_cls(**{**config, "seed": seed, "n_iterations": 0})
         self.policy = mod.train(self.env, self.cfg)  # builds model and optimizer; no training yet
