@@ -17,7 +17,8 @@ counted in ``policy.counters_synthesized``. Reconstruction notes: the paper's re
 and backward-policy regulariser are not implemented; the buffer is uniform, not prioritized.
 
 Works on any enumerable DAG env (goals are drawn from ``env.terminal_states()``), e.g. a 2-D HyperGrid
-(the setting of the paper's GC-grid) until the dedicated ``GCHyperGrid`` env lands.
+(the setting of the paper's GC-grid). It does not yet drive ``gymgen/GCHyperGrid-v0`` (whose goal lives in the
+observation); wiring it to that env is the next step.
 """
 
 from __future__ import annotations
