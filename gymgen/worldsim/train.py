@@ -1,0 +1,338 @@
+"""Reproduce the shipped WorldSim checkpoint: record data, pretrain, add the action module, evaluate.
+
+Stages (DWS recipe, scaled to a CPU): (1) pretrain the action-free ``BaseVideoModel`` on clips with
+actions ignored; (2) freeze it and train only the ``ActionFiLM`` module with the motion-reinforced
+loss; (3) train the reward/termination heads on *generated* next frames; (4) measure fidelity on
+held-out real episodes. With ``ablations=True`` it also trains the action module with the plain loss
+and a fully fine-tuned model, and reports them side by side (they are not shipped).
+
+``python -m gymgen.worldsim.train --out gymgen/worldsim/checkpoints/breakout.safetensors --ablations``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gymgen.worldsim.data import Episodes, load_episodes, make_real_env, record_episodes, save_episodes
+from gymgen.worldsim.metrics import InverseDynamics, psnr, psnr_moving, ssim
+from gymgen.worldsim.model import ModelConfig, WorldModel, count_params, motion_reinforced_loss
+
+REWARD_VALUES = {"Breakout": [0.0, 1.0, 4.0, 7.0]}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines the checkpoint (stored in its metadata)."""
+
+    game: str = "Breakout"
+    size: int = 32
+    context: int = 4
+    width: int = 16
+    episodes: int = 40
+    max_episode_len: int = 600
+    held_out: int = 4
+    data_seed: int = 0
+    seed: int = 0
+    batch: int = 32
+    lr: float = 2e-3
+    base_steps: int = 1500
+    action_steps: int = 800
+    head_steps: int = 500
+    idm_steps: int = 500
+    motion_weight: float = 10.0
+    motion_threshold: float = 0.05
+    bank_size: int = 128
+    horizon: int = 8
+
+
+class Transitions:
+    """Indexable (context, action, next frame, reward class, done) tuples over recorded episodes."""
+
+    def __init__(self, ep: Episodes, context: int, reward_values: list[float], device: torch.device) -> None:
+        frames, ctx, nxt, act, rew, done, epi, tt = [], [], [], [], [], [], [], []
+        off = 0
+        rv = torch.tensor(reward_values)
+        for i, (f, a, r, d) in enumerate(zip(ep.frames, ep.actions, ep.rewards, ep.life_loss)):
+            t = torch.arange(len(a))
+            k = torch.arange(context) - (context - 1)
+            ctx.append(off + (t[:, None] + k[None, :]).clamp_min(0))
+            nxt.append(off + t + 1)
+            act.append(torch.as_tensor(a))
+            r = torch.as_tensor(r)
+            unknown = ~torch.isin(r, rv)
+            if unknown.any():
+                raise ValueError(f"episode {i}: reward values {r[unknown].unique().tolist()} not in {reward_values}")
+            rew.append((r[:, None] == rv[None, :]).float().argmax(1))
+            done.append(torch.as_tensor(d))
+            epi.append(torch.full((len(a),), i))
+            tt.append(t)
+            frames.append(torch.as_tensor(f).permute(0, 3, 1, 2))
+            off += len(f)
+        cat = lambda xs: torch.cat(xs).to(device)  # noqa: E731
+        self.frames = cat(frames)
+        self.ctx, self.next, self.action = cat(ctx), cat(nxt), cat(act).long()
+        self.reward_class, self.done, self.episode, self.t = cat(rew), cat(done).bool(), cat(epi), cat(tt)
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(context (B,K,3,H,W), action (B,), next frame (B,3,H,W)) as floats in [0, 1]."""
+        return self.frames[self.ctx[idx]].float() / 255, self.action[idx], self.frames[self.next[idx]].float() / 255
+
+
+def _quantize(x: torch.Tensor) -> torch.Tensor:
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+def _fit(params, loss_fn, steps: int, lr: float, n: int, batch: int, gen: torch.Generator, device) -> float:
+    opt = torch.optim.Adam(params, lr=lr)
+    last = float("nan")
+    for s in range(steps):
+        for g in opt.param_groups:  # cosine decay
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1)))
+        idx = torch.randint(0, n, (batch,), generator=gen, device="cpu").to(device)
+        loss = loss_fn(idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        last = float(loss.detach())
+    return last
+
+
+def train_action_module(base_state: dict, cfg: ModelConfig, tc: TrainConfig, data: Transitions,
+                        gen: torch.Generator, device, motion_weight: float, full_finetune: bool) -> WorldModel:
+    """Add a fresh ``ActionFiLM`` to a copy of the pretrained base and train it (base frozen unless full FT)."""
+    wm = WorldModel(cfg).to(device)
+    wm.base.load_state_dict(base_state)
+    wm.base.requires_grad_(full_finetune)
+    params = list(wm.action.parameters()) + (list(wm.base.parameters()) if full_finetune else [])
+
+    def loss(idx):
+        ctx, a, nxt = data.get(idx)
+        return motion_reinforced_loss(wm.next_frame(ctx, a), nxt, ctx[:, -1], motion_weight, tc.motion_threshold)
+
+    _fit(params, loss, tc.action_steps, tc.lr, len(data), tc.batch, gen, device)
+    return wm.eval()
+
+
+def train_heads(wm: WorldModel, tc: TrainConfig, data: Transitions, gen: torch.Generator, device) -> None:
+    """Train reward/termination heads on next frames generated by ``wm`` (as the env will feed them)."""
+    counts = torch.bincount(data.reward_class, minlength=wm.cfg.n_reward_classes).float()
+    cls_w = (counts.sum() / counts.clamp_min(1)).sqrt()
+    cls_w = cls_w / cls_w[counts > 0].min()
+    pos_w = ((~data.done).sum() / data.done.sum().clamp_min(1)).sqrt()
+
+    def loss(idx):
+        ctx, a, _ = data.get(idx)
+        with torch.no_grad():
+            gen_next = _quantize(wm.next_frame(ctx, a))
+        rl, dl = wm.heads(ctx[:, -1], gen_next, a)
+        return F.cross_entropy(rl, data.reward_class[idx], weight=cls_w) + F.binary_cross_entropy_with_logits(
+            dl, data.done[idx].float(), pos_weight=pos_w)
+
+    wm.heads.train()
+    _fit(wm.heads.parameters(), loss, tc.head_steps, tc.lr, len(data), tc.batch * 2, gen, device)
+    wm.eval()
+
+
+def train_inverse_dynamics(tc: TrainConfig, data: Transitions, n_actions: int, gen, device) -> InverseDynamics:
+    """Action classifier trained on real frame pairs (the controllability probe)."""
+    idm = InverseDynamics(n_actions).to(device)
+    idm(torch.zeros(1, 3, tc.size, tc.size, device=device), torch.zeros(1, 3, tc.size, tc.size, device=device))
+
+    def loss(idx):
+        ctx, a, nxt = data.get(idx)
+        return F.cross_entropy(idm(ctx[:, -1], nxt), a)
+
+    _fit(idm.parameters(), loss, tc.idm_steps, tc.lr, len(data), tc.batch * 2, gen, device)
+    return idm.eval()
+
+
+@torch.no_grad()
+def evaluate(wm: WorldModel, test: Transitions, idm: InverseDynamics, horizon: int, use_action: bool = True,
+             heads: bool = False) -> dict[str, Any]:
+    """Open-loop fidelity on held-out episodes: per-step PSNR/SSIM/moving-PSNR, one-step IDM accuracy."""
+    ok = torch.ones(len(test), dtype=torch.bool, device=test.t.device)
+    for h in range(1, horizon):  # start points whose next ``horizon`` steps stay in the same episode
+        j = (torch.arange(len(test), device=ok.device) + h).clamp_max(len(test) - 1)
+        ok &= (test.episode[j] == test.episode) & (test.t[j] == test.t + h)
+    starts = torch.nonzero(ok).squeeze(1)[::2]
+    ctx, _, _ = test.get(starts)
+    rows = {"psnr": [], "ssim": [], "psnr_moving": []}
+    for h in range(horizon):
+        idx = starts + h
+        _, a, real = test.get(idx)
+        prev_real = test.frames[test.ctx[idx][:, -1]].float() / 255
+        pred = _quantize(wm.next_frame(ctx, a if use_action else None))
+        rows["psnr"].append(psnr(pred, real).mean().item())
+        rows["ssim"].append(ssim(pred, real).mean().item())
+        rows["psnr_moving"].append(psnr_moving(pred, real, prev_real).nanmean().item())
+        ctx = torch.cat([ctx[:, 1:], pred[:, None]], 1)
+    all_idx = torch.arange(len(test), device=ok.device)
+    c, a, real = test.get(all_idx)
+    pred = _quantize(wm.next_frame(c, a if use_action else None))
+    out = {
+        "n_rollouts": len(starts),
+        "horizon": horizon,
+        "per_step": rows,
+        "psnr_mean": sum(rows["psnr"]) / horizon,
+        "ssim_mean": sum(rows["ssim"]) / horizon,
+        "psnr_moving_mean": sum(rows["psnr_moving"]) / horizon,
+        "idm_accuracy_generated": (idm(c[:, -1], pred).argmax(1) == a).float().mean().item(),
+        "one_step_psnr_moving": psnr_moving(pred, real, c[:, -1]).nanmean().item(),
+    }
+    if heads:
+        rl, dl = wm.heads(c[:, -1], pred, a)
+        rc, d = test.reward_class, test.done
+        out["reward_accuracy"] = (rl.argmax(1) == rc).float().mean().item()
+        out["reward_recall_nonzero"] = ((rl.argmax(1) == rc) & (rc > 0)).sum().item() / max(int((rc > 0).sum()), 1)
+        out["done_recall"] = ((dl > 0) & d).sum().item() / max(int(d.sum()), 1)
+        out["done_precision"] = ((dl > 0) & d).sum().item() / max(int((dl > 0).sum()), 1)
+    return out
+
+
+def make_bank(train: Transitions, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` real contexts (uint8 (n,K,H,W,3)) from training episodes, none spanning a lost life."""
+    k = train.ctx.shape[1]
+    ok = train.t >= k - 1
+    for h in range(1, k):
+        j = (torch.arange(len(train), device=ok.device) - h).clamp_min(0)
+        ok &= ~(train.done[j] & (train.episode[j] == train.episode))
+    cand = torch.nonzero(ok).squeeze(1).cpu()
+    pick = cand[torch.randperm(len(cand), generator=gen)[:n]]
+    return train.frames[train.next[pick.to(train.t.device)][:, None] - 1 - torch.arange(k - 1, -1, -1, device=ok.device)
+                        ].permute(0, 1, 3, 4, 2).contiguous().cpu()
+
+
+def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 1500, seed: int = 0,
+                   device: str = "cpu", data_path: str | Path | None = None, ablations: bool = False,
+                   **overrides: Any) -> dict[str, Any]:
+    """Train a WorldSim checkpoint at ``out_path`` and return a report (metrics, timings, sizes).
+
+    ``steps`` is the number of base pretraining steps; the action module gets ``steps // 2``, the
+    heads and the inverse-dynamics probe ``steps // 3``. ``data_path``: a recorded .npz (from
+    ``scripts/record_worldsim_data.py``); if None the data is recorded now with ``data_seed``.
+    """
+    tc = TrainConfig(game=game, seed=seed, base_steps=steps, action_steps=steps // 2, head_steps=max(steps // 3, 1),
+                     idm_steps=max(steps // 3, 1))
+    tc = TrainConfig(**{**asdict(tc), **overrides})
+    dev = torch.device(device)
+    torch.manual_seed(tc.seed)
+    gen = torch.Generator().manual_seed(tc.seed)
+    timings: dict[str, float] = {}
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        if data_path is None:
+            data_path = Path(tmp) / "data.npz"
+            ep = record_episodes(game, tc.episodes, tc.size, max_steps=tc.max_episode_len, seed=tc.data_seed)
+            sha = save_episodes(ep, data_path, {"game": game, "size": tc.size, "seed": tc.data_seed,
+                                                "episodes": tc.episodes})
+        else:
+            from gymgen.worldsim.data import file_sha256
+
+            sha = file_sha256(data_path)
+        ep = load_episodes(data_path)
+    timings["data_s"] = time.time() - t0
+    if len(ep.frames) <= tc.held_out:
+        raise ValueError(f"need more than held_out={tc.held_out} episodes, got {len(ep.frames)}")
+    split = len(ep.frames) - tc.held_out
+    sub = lambda s: Episodes(*(getattr(ep, f)[s] for f in ("frames", "actions", "rewards", "life_loss", "terminals")))  # noqa: E731
+    rv = REWARD_VALUES[game]
+    train = Transitions(sub(slice(0, split)), tc.context, rv, dev)
+    test = Transitions(sub(slice(split, None)), tc.context, rv, dev)
+    env = make_real_env(game)
+    n_actions, meanings = int(env.action_space.n), env.unwrapped.get_action_meanings()
+    env.close()
+    cfg = ModelConfig(size=tc.size, context=tc.context, n_actions=n_actions, width=tc.width, n_reward_classes=len(rv))
+
+    # (1) action-free pretraining: the base never sees actions
+    t0 = time.time()
+    wm0 = WorldModel(cfg).to(dev)
+
+    def base_loss(idx):
+        ctx, _, nxt = train.get(idx)
+        return F.mse_loss(wm0.next_frame(ctx, None), nxt)
+
+    _fit(wm0.base.parameters(), base_loss, tc.base_steps, tc.lr, len(train), tc.batch, gen, dev)
+    base_state = copy.deepcopy(wm0.base.state_dict())
+    timings["base_pretrain_s"] = time.time() - t0
+
+    # (2) the shipped model: frozen base + FiLM action module, motion-reinforced loss
+    t0 = time.time()
+    wm = train_action_module(base_state, cfg, tc, train, gen, dev, tc.motion_weight, full_finetune=False)
+    timings["action_module_s"] = time.time() - t0
+    t0 = time.time()
+    train_heads(wm, tc, train, gen, dev)
+    timings["heads_s"] = time.time() - t0
+
+    t0 = time.time()
+    idm = train_inverse_dynamics(tc, train, n_actions, gen, dev)
+    c, a, nx = test.get(torch.arange(len(test), device=dev))
+    with torch.no_grad():
+        idm_real = (idm(c[:, -1], nx).argmax(1) == a).float().mean().item()
+    results = {"dws_film_motion": evaluate(wm, test, idm, tc.horizon, heads=True),
+               "base_action_free": evaluate(wm0.eval(), test, idm, tc.horizon, use_action=False)}
+    timings["eval_s"] = time.time() - t0
+    if ablations:
+        t0 = time.time()
+        plain = train_action_module(base_state, cfg, tc, train, gen, dev, 0.0, full_finetune=False)
+        results["film_plain_loss"] = evaluate(plain, test, idm, tc.horizon)
+        full = train_action_module(base_state, cfg, tc, train, gen, dev, tc.motion_weight, full_finetune=True)
+        results["full_finetune_motion"] = evaluate(full, test, idm, tc.horizon)
+        timings["ablations_s"] = time.time() - t0
+    counts = torch.bincount(test.action, minlength=n_actions).float()
+    report = {
+        "train_config": asdict(tc),
+        "dataset_sha256": sha,
+        "transitions": {"train": len(train), "held_out": len(test)},
+        "params": {"base": count_params(wm.base), "action_module": count_params(wm.action),
+                   "heads": count_params(wm.heads),
+                   "action_module_fraction_of_base": count_params(wm.action) / count_params(wm.base)},
+        "idm_accuracy_real_pairs": idm_real,
+        "idm_chance_majority": (counts.max() / counts.sum()).item(),
+        "results": results,
+        "timings_s": timings,
+    }
+    bank = make_bank(train, tc.bank_size, gen)
+    meta = {"train_config": asdict(tc), "dataset_sha256": sha, "game": game, "action_meanings": meanings,
+            "reward_values": rv, "termination": "life_lost",
+            "metrics": {k: {m: v for m, v in r.items() if m != "per_step"} for k, r in results.items()}}
+    from gymgen.worldsim.checkpoint import save_checkpoint
+
+    save_checkpoint(out_path, wm.cpu(), bank, meta)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: train a checkpoint and print/write the report."""
+    p = argparse.ArgumentParser(description="Train a WorldSim checkpoint (DWS recipe, CPU scale).")
+    p.add_argument("--out", default="gymgen/worldsim/checkpoints/breakout.safetensors")
+    p.add_argument("--game", default="Breakout")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data", default=None, help="recorded .npz (default: record now with the fixed seed)")
+    p.add_argument("--ablations", action="store_true", help="also train plain-loss and full-fine-tune variants")
+    p.add_argument("--report", default=None, help="write the JSON report here")
+    a = p.parse_args(argv)
+    rep = train_worldsim(a.out, a.game, a.steps, a.seed, a.device, a.data, a.ablations)
+    txt = json.dumps(rep, indent=1)
+    if a.report:
+        Path(a.report).write_text(txt)
+    print(txt)
+
+
+if __name__ == "__main__":
+    main()
