@@ -63,8 +63,8 @@ def save_checkpoint(path: str | Path, model: WorldModel, bank: torch.Tensor, met
     st.save_file(tensors, str(path), metadata=md)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Load and validate a checkpoint; raise ``CheckpointError`` saying what is wrong."""
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The raw tensors and decoded metadata of a WorldSim file (format checked, model not built)."""
     _, safe_open = _safetensors()
     path = Path(path)
     if not path.is_file():
@@ -85,9 +85,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     try:
         meta = {k: json.loads(v) for k, v in md.items() if k not in ("format", "format_version")}
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{str(path)!r}: bad metadata ({exc})") from None
+    return tensors, meta
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load and validate a checkpoint; raise ``CheckpointError`` saying what is wrong."""
+    path = Path(path)
+    tensors, meta = read_checkpoint(path)
+    try:
         known = {f.name for f in fields(ModelConfig)}
         cfg = ModelConfig(**{k: v for k, v in meta["model_config"].items() if k in known})
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{str(path)!r}: bad metadata ({exc})") from None
     model = WorldModel(cfg)
     expected = model.state_dict()
@@ -109,6 +119,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
             f"{str(path)!r}: start-context bank must be uint8 (N, {', '.join(map(str, shape))}), got "
             f"{None if bank is None else (bank.dtype, tuple(bank.shape))}"
         )
+    cal = meta.get("head_calibration")
+    if not isinstance(cal, dict) or not {"reward_nonzero_threshold", "done_logit_threshold"} <= set(cal):
+        raise CheckpointError(f"{str(path)!r}: metadata lacks head_calibration thresholds")
     if len(meta.get("reward_values", [])) != cfg.n_reward_classes:
         raise CheckpointError(f"{str(path)!r}: reward_values must list {cfg.n_reward_classes} values")
     model.load_state_dict(got)

@@ -14,6 +14,7 @@ from gymnasium import spaces
 from gymgen.core.adapters import single_env_view, vector_env_view
 from gymgen.core.batched import BatchedEnv, InvalidActionError, Obs, StepResult
 from gymgen.worldsim.checkpoint import SHIPPED, LoadedCheckpoint, load_checkpoint
+from gymgen.worldsim.model import head_decisions
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,6 +92,7 @@ class WorldSim(BatchedEnv):
         self.reward_values = torch.tensor(ck.reward_values, dtype=torch.float32, device=self.device)
         self.action_meanings = list(ck.meta["action_meanings"])
         self.checkpoint_meta = ck.meta
+        self.calibration = ck.meta["head_calibration"]
         cfg = self.model.cfg
         self.context = torch.zeros(batch_size, cfg.context, 3, cfg.size, cfg.size, dtype=torch.uint8,
                                    device=self.device)
@@ -123,8 +125,9 @@ class WorldSim(BatchedEnv):
         ctx = context.float() / 255
         nxt = self.model.next_frame(ctx, action)
         frame = torch.round(nxt.clamp(0, 1) * 255).to(torch.uint8)
-        rl, dl = self.model.heads(ctx[:, -1], frame.float() / 255, action)
-        return frame, self.reward_values[rl.argmax(1)], dl > 0
+        rl, dl = self.model.heads(ctx, frame.float() / 255, action)
+        reward, terminated = head_decisions(rl, dl, self.reward_values, self.calibration)
+        return frame, reward, terminated
 
     def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
         """Generate the next frame of every active row from its context and action."""

@@ -95,23 +95,41 @@ class ActionFiLM(nn.Module):
 
 
 class RewardDoneHead(nn.Module):
-    """Reward class logits and a termination logit from (last frame, generated next frame, action)."""
+    """Reward class logits and a termination logit from (context frames, generated next frame, action).
+
+    The context gives the ball's velocity, so a lost life or a brick hit is predictable even where
+    the generated frame itself is blurry.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         w = 16
         self.net = nn.Sequential(
-            nn.Conv2d(6, w, 3, 2, 1), nn.SiLU(), nn.Conv2d(w, 2 * w, 3, 2, 1), nn.SiLU(),
+            nn.Conv2d(3 * (cfg.context + 1), w, 3, 2, 1), nn.SiLU(), nn.Conv2d(w, 2 * w, 3, 2, 1), nn.SiLU(),
             nn.Conv2d(2 * w, 2 * w, 3, 2, 1), nn.SiLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
         )
         self.embed = nn.Embedding(cfg.n_actions, 8 * w)
         self.out = nn.Linear(8 * w, cfg.n_reward_classes + 1)
 
-    def forward(self, last: torch.Tensor, nxt: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (reward logits (B, n_classes), termination logit (B,))."""
-        h = self.net(torch.cat([last, nxt], 1) * 2 - 1)
+    def forward(self, context: torch.Tensor, nxt: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """context (B,K,3,H,W), next (B,3,H,W) in [0,1] -> (reward logits (B, n_classes), termination logit (B,))."""
+        h = self.net(torch.cat([context.flatten(1, 2), nxt], 1) * 2 - 1)
         o = self.out(F.silu(h + self.embed(action)))
         return o[:, :-1], o[:, -1]
+
+
+def head_decisions(reward_logits: torch.Tensor, done_logit: torch.Tensor, reward_values: torch.Tensor,
+                   calibration: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reward, terminated) from head outputs with thresholds calibrated on training data.
+
+    A reward is paid when P(reward != 0) exceeds ``reward_nonzero_threshold`` (its value is the most
+    likely non-zero class); termination when the logit exceeds ``done_logit_threshold``.
+    """
+    p = reward_logits.softmax(-1)
+    nonzero = (1 - p[:, 0]) > calibration["reward_nonzero_threshold"]
+    value = reward_values[1 + p[:, 1:].argmax(-1)]
+    reward = torch.where(nonzero, value, torch.zeros_like(value))
+    return reward, done_logit > calibration["done_logit_threshold"]
 
 
 class WorldModel(nn.Module):
