@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import gymgen
@@ -112,7 +113,7 @@ def info(env_id: str, kwargs: Optional[str] = typer.Option(None, help="JSON obje
         except ImportError as exc:
             console.print(f"exact-enumerable: unknown ({exc})")
     if entry.extra:
-        console.print(f"optional extra: pip install \"gymgen[{entry.extra}]\"")
+        console.print(escape(f'optional extra: pip install "gymgen[{entry.extra}]"'))
 
 
 @app.command()

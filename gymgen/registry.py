@@ -81,6 +81,18 @@ class EnvEntry:
 
 _HG = "gymgen.dag.hypergrid"
 _WS = "gymgen.worldsim.env"
+_TFB = "gymgen.dag.tfbind8"
+_BS = "gymgen.dag.bitseq"
+_GC = "gymgen.dag.goal_conditioned"
+_FM = "gymgen.dag.mol.fragmol"
+_AM = "gymgen.dag.mol.atommol"
+_MPE = "gymgen.marl.mpe"
+_MAMUJOCO = "gymgen.marl.mamujoco"
+_SPREAD = "gymgen.marl.spread"
+_MAMUJOCO_TASKS = (
+    ("HalfCheetah", "2x3"), ("Ant", "4x2"), ("Hopper", "3x1"), ("Walker2d", "2x3"), ("Walker2d", "6x1"),
+    ("ManySegmentSwimmer", "10x2"),
+)
 
 ENVS: tuple[EnvEntry, ...] = (
     # ---- dag: GFlowNet DAG environments ----------------------------------------------------
@@ -108,8 +120,158 @@ ENVS: tuple[EnvEntry, ...] = (
         description="Original Bengio-2021 grid: a trajectory also ends when a coordinate reaches the edge.",
         exact=True,
     ),
+    EnvEntry(
+        id="gymgen/FragMol-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_FM}:FragMolEnv",
+        batched_entry_point=f"{_FM}:FragMol",
+        vector_entry_point=f"{_FM}:FragMolVectorEnv",
+        kwargs={"max_blocks": 9, "reward": "seh", "reward_exponent": 10.0},
+        papers=("GFN", "BN", "QGFN", "EGFN"),
+        description="Fragment-tree molecules from the 105-block vocabulary, sEH proxy reward (RDKit).",
+        extra="mol",
+    ),
+    EnvEntry(
+        id="gymgen/AtomMol-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_AM}:AtomMolEnv",
+        batched_entry_point=f"{_AM}:AtomMol",
+        vector_entry_point=f"{_AM}:AtomMolVectorEnv",
+        kwargs={"max_atoms": 9, "reward": "qed", "reward_exponent": 1.0},
+        papers=("GFN",),
+        description="QM9-sized molecules (<= 9 C/N/O/F atoms) built atom by atom with valence masks, QED reward (RDKit).",
+        extra="mol",
+    ),
+    EnvEntry(
+        id="gymgen/TFBind8-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_TFB}:TFBind8Env",
+        batched_entry_point=f"{_TFB}:TFBind8",
+        vector_entry_point=f"{_TFB}:TFBind8VectorEnv",
+        kwargs={"order": "append", "reward": "normalized", "reward_exponent": 1.0},
+        papers=("RPE", "RBS"),
+        description="DNA 8-mers over ACGT scored by measured SIX6 binding (65,536 candidates, exact).",
+        exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/BitSequence-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_BS}:BitSequenceEnv",
+        batched_entry_point=f"{_BS}:BitSequence",
+        vector_entry_point=f"{_BS}:BitSequenceVectorEnv",
+        kwargs={"n": 120, "k": 8, "n_modes": 60, "mode_seed": 0, "order": "autoregressive", "reward_exponent": 3.0},
+        papers=("GFN", "QGFN"),
+        description="120-bit strings in 8-bit words; reward exp(-beta * Hamming to 60 seeded modes / n).",
+    ),
+    EnvEntry(
+        id="gymgen/BitSequence-Small-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_BS}:BitSequenceEnv",
+        batched_entry_point=f"{_BS}:BitSequence",
+        vector_entry_point=f"{_BS}:BitSequenceVectorEnv",
+        kwargs={"n": 16, "k": 4, "n_modes": 4, "mode_seed": 0, "order": "autoregressive", "reward_exponent": 3.0},
+        papers=("GFN", "QGFN"),
+        description="Enumerable 16-bit version of BitSequence (65,536 strings) for exact metrics.",
+        exact=True,
+    ),
+    EnvEntry(
+        id="gymgen/GCHyperGrid-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_GC}:GCHyperGridEnv",
+        batched_entry_point=f"{_GC}:GCHyperGrid",
+        vector_entry_point=f"{_GC}:GCHyperGridVectorEnv",
+        kwargs={"height": 32},
+        papers=("RBS",),
+        description="Goal-conditioned 2-D grid (H = 32/64/128): reward 1 only for exiting at the sampled goal cell.",
+    ),
+    EnvEntry(
+        id="gymgen/GCBitSequence-v0",
+        family="dag",
+        api="gymnasium",
+        entry_point=f"{_GC}:GCBitSequenceEnv",
+        batched_entry_point=f"{_GC}:GCBitSequence",
+        vector_entry_point=f"{_GC}:GCBitSequenceVectorEnv",
+        kwargs={"size": "small", "order": "autoregressive"},
+        papers=("RBS",),
+        description="Goal-conditioned bit strings (small 40/2, medium 60/3, large 100/5): reward 1 on an exact match.",
+    ),
     # ---- dag: end ------------------------------------------------------------------------------
     # ---- marl: multi-agent tasks ---------------------------------------------------------------
+    EnvEntry(
+        id="gymgen/MPE-SimpleSpread-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_MPE}:SimpleSpreadEnv",
+        kwargs={"N": 3, "local_ratio": 0.5, "max_cycles": 25},
+        papers=(),
+        description="MPE cooperative navigation (mpe2 simple_spread_v3 scenario): N agents cover N landmarks.",
+        max_episode_steps=25,
+        extra="marl",
+    ),
+    EnvEntry(
+        id="gymgen/MPE-PredatorPrey-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_MPE}:PredatorPreyEnv",
+        kwargs={"num_predators": 3, "num_prey": 1, "num_obstacles": 2, "max_cycles": 25},
+        papers=(),
+        description="MPE simple_tag with heuristic (fleeing) prey: only the 3 predators are agents.",
+        max_episode_steps=25,
+        extra="marl",
+    ),
+    EnvEntry(
+        id="gymgen/MPE-World-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_MPE}:WorldEnv",
+        kwargs={"num_predators": 4, "num_prey": 2, "max_cycles": 25},
+        papers=("Kaleidoscope",),
+        description="Reconstruction of Kaleidoscope's World 4v2: simple_world_comm, 4 learning predators vs 2 scripted prey.",
+        max_episode_steps=25,
+        extra="marl",
+    ),
+    EnvEntry(
+        id="gymgen/MPE-Push-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_MPE}:PushEnv",
+        kwargs={"num_pushers": 5, "num_targets": 2, "max_cycles": 25},
+        papers=("Kaleidoscope",),
+        description="Reconstruction of Kaleidoscope's Push 5v2: simple_push, 5 learners keep 2 scripted targets off the goal.",
+        max_episode_steps=25,
+        extra="marl",
+    ),
+    EnvEntry(
+        id="gymgen/SpreadBatched-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_SPREAD}:SpreadParallelEnv",
+        batched_entry_point=f"{_SPREAD}:SpreadBatched",
+        kwargs={"N": 3, "local_ratio": 0.5, "max_cycles": 25},
+        papers=(),
+        description="Cooperative navigation in batched torch (mpe2 simple_spread physics, B x N tensors); TorchRL + PettingZoo.",
+        max_episode_steps=25,
+    ),
+    *(
+        EnvEntry(
+            id=f"gymgen/MaMuJoCo-{scenario}-{conf}-v0",
+            family="marl",
+            api="parallel",
+            entry_point=f"{_MAMUJOCO}:MaMuJoCoEnv",
+            kwargs={"scenario": scenario, "agent_conf": conf, "agent_obsk": 0},
+            papers=("Kaleidoscope",),
+            description=f"Multi-agent MuJoCo {scenario} split {conf} (gymnasium-robotics mamujoco_v1, agent_obsk=0).",
+            max_episode_steps=1000,
+            extra="marl",
+        )
+        for scenario, conf in _MAMUJOCO_TASKS
+    ),
     # ---- marl: end -----------------------------------------------------------------------------
     # ---- worldsim: learned world simulators ----------------------------------------------------
     EnvEntry(

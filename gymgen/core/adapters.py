@@ -212,21 +212,20 @@ class VectorView(VectorEnv):
         pass
 
 
-def single_env_view(batched_cls: type[BatchedEnv], name: str | None = None) -> type[GymnasiumView]:
-    """Make the Gymnasium env class for ``batched_cls`` (module-level, picklable, same docstring)."""
-    cls_name = name or f"{batched_cls.__name__}Env"
+def _view_class(base: type, batched_cls: type[BatchedEnv], name: str) -> type:
+    """A module-level (picklable) subclass of ``base`` over ``batched_cls`` with its docstring and metadata."""
     attrs = {"batched_cls": batched_cls, "__doc__": batched_cls.__doc__, "metadata": dict(batched_cls.metadata)}
-    cls = type(cls_name, (GymnasiumView,), attrs)
+    cls = type(name, (base,), attrs)
     cls.__module__ = batched_cls.__module__
-    cls.__qualname__ = cls_name
+    cls.__qualname__ = name
     return cls
+
+
+def single_env_view(batched_cls: type[BatchedEnv], name: str | None = None) -> type[GymnasiumView]:
+    """Make the Gymnasium env class for ``batched_cls`` (batch size 1)."""
+    return _view_class(GymnasiumView, batched_cls, name or f"{batched_cls.__name__}Env")
 
 
 def vector_env_view(batched_cls: type[BatchedEnv], name: str | None = None) -> type[VectorView]:
     """Make the native Gymnasium ``VectorEnv`` class for ``batched_cls``."""
-    cls_name = name or f"{batched_cls.__name__}VectorEnv"
-    attrs = {"batched_cls": batched_cls, "__doc__": batched_cls.__doc__, "metadata": dict(batched_cls.metadata)}
-    cls = type(cls_name, (VectorView,), attrs)
-    cls.__module__ = batched_cls.__module__
-    cls.__qualname__ = cls_name
-    return cls
+    return _view_class(VectorView, batched_cls, name or f"{batched_cls.__name__}VectorEnv")

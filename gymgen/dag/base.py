@@ -209,7 +209,7 @@ class DAGEnv(BatchedEnv):
         reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         log_r = torch.full((self.num_envs,), float("-inf"), device=self.device)
         if bool(exiting.any()):
-            log_r[exiting] = self.log_reward(self.states[exiting]).float()
+            log_r[exiting] = self._exit_log_reward(exiting).float()
             reward[exiting] = log_r[exiting].exp()
         if self.invalid_action == "terminate":
             terminated = terminated | illegal
@@ -217,6 +217,11 @@ class DAGEnv(BatchedEnv):
         info = {"log_reward": log_r, "invalid_action": illegal}
         truncated = torch.zeros_like(terminated)
         return self._observe(), reward, terminated, truncated, info
+
+    def _exit_log_reward(self, rows: torch.Tensor) -> torch.Tensor:
+        """``log_reward`` of the current states in ``rows`` (bool mask) that exit now; goal-conditioned
+        envs override it to score each row against its own goal."""
+        return self.log_reward(self.states[rows])
 
     def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
         if mode != "ansi":

@@ -1,0 +1,1 @@
+"""Data files shipped with the DAG envs (see README.md here)."""

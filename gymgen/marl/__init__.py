@@ -1,0 +1,1 @@
+"""Multi-agent environments (SMAC-like battles, MPE, MaMuJoCo) for the MAST and Kaleidoscope papers."""

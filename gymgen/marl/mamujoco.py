@@ -1,0 +1,156 @@
+"""Multi-agent MuJoCo (MaMuJoCo) through gymnasium-robotics' ``mamujoco_v1``, with checked actions
+and the same ``info`` keys at reset and at every step (so TorchRL's ``PettingZooWrapper`` works)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from gymgen.marl.actions import check_action_dict
+from gymgen.marl.extras import require
+
+# Scenarios whose factorization gymnasium-robotics does not ship; built here from a shipped one.
+_CUSTOM_CONFS = {("Walker2d", "6x1"): ("Walker2d", "2x3")}
+
+
+def _factorization(scenario: str, agent_conf: str) -> dict[str, Any] | None:
+    """A one-joint-per-agent factorization for confs listed in ``_CUSTOM_CONFS`` (else None: built in)."""
+    base = _CUSTOM_CONFS.get((scenario, agent_conf))
+    if base is None:
+        return None
+    from gymnasium_robotics.envs.multiagent_mujoco.obsk import get_parts_and_edges
+
+    parts, edges, globals_ = get_parts_and_edges(*base)
+    return {"partition": [(joint,) for part in parts for joint in part], "edges": edges, "globals": globals_}
+
+
+class MaMuJoCoEnv(ParallelEnv):
+    """Multi-agent MuJoCo: one robot whose joints are split among cooperating agents (team reward).
+
+    ## Description
+    A Gymnasium MuJoCo ``<scenario>-v5`` robot (HalfCheetah, Ant, Hopper, Walker2d, or the generated
+    ``ManySegmentSwimmer``) is factorised into agents by ``agent_conf`` (``"2x3"`` = 2 agents with 3
+    joints each), via gymnasium-robotics' ``mamujoco_v1``. gymgen adds: checked actions (clear errors,
+    no silent clipping), per-agent ``info`` dicts with the *same keys* at reset and at every step (the
+    base env adds ``x_velocity``, ``reward_forward``, ... only at step, which breaks TorchRL's
+    ``PettingZooWrapper``; missing values are 0.0 at reset), and ``Walker2d`` ``"6x1"`` (one joint per
+    agent), which gymnasium-robotics does not ship.
+
+    ## Action space
+    ``Box(-1, 1, (joints_per_agent,), float32)`` per agent (Hopper and Walker2d, Ant: same bounds).
+    Out-of-bounds or non-finite actions raise ``InvalidActionError``.
+
+    ## Observation space
+    ``Box(-inf, inf, (d,), float64)``: the agent's own joints' qpos/qvel plus joints up to
+    ``agent_obsk`` hops away, plus the robot's global (root) features. **Default ``agent_obsk=0``**
+    (own joints and globals only), the setting Kaleidoscope's MaMuJoCo experiments used;
+    gymnasium-robotics' own default is 1. E.g. HalfCheetah 2x3: 11-d at k=0 (12-d at k=1); Ant 4x2: 39-d at k=0.
+    ``state()`` is the full single-agent observation.
+
+    ## Rewards
+    The single-agent v5 reward (forward progress - control cost [+ healthy bonus]), given to every agent.
+
+    ## Starting state
+    The v5 env's reset noise around the default pose (seeded by ``reset(seed=...)``).
+
+    ## Episode end
+    Termination when the robot is unhealthy (Hopper, Walker2d, Ant), truncation at 1000 steps.
+
+    ## Arguments
+    ``scenario`` (str), ``agent_conf`` (str), ``agent_obsk`` (int, default 0), ``render_mode``, ``device`` ("cpu" only).
+
+    ## Version history
+    v0: gymnasium-robotics 1.4 ``mamujoco_v1`` over MuJoCo ``*-v5``; returns are not comparable with
+    papers that used the older mujoco-py ``*-v2`` robots (e.g. Kaleidoscope via HARL).
+
+    ## Source
+    Peng et al. 2021 (FACMAC, MaMuJoCo); Farama gymnasium-robotics.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "name": "gymgen_mamujoco",
+                                          "is_parallelizable": True}
+
+    def __init__(
+        self,
+        scenario: str = "HalfCheetah",
+        agent_conf: str = "2x3",
+        agent_obsk: int = 0,
+        render_mode: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if str(device) != "cpu":
+            raise ValueError(f"device {device!r}: MuJoCo simulates on the CPU only; expected 'cpu'")
+        if not isinstance(agent_obsk, int) or isinstance(agent_obsk, bool) or agent_obsk < 0:
+            raise ValueError(f"agent_obsk must be an int >= 0, got {agent_obsk!r}")
+        if scenario == "CoupledHalfCheetah":
+            raise ValueError("CoupledHalfCheetah is not supported: it crashes in gymnasium-robotics 1.4 with mujoco 4")
+        require("mujoco")
+        mamujoco = require("gymnasium_robotics.envs.multiagent_mujoco.mamujoco_v1")
+        factorization = _factorization(scenario, agent_conf)
+        try:
+            self.env = mamujoco.parallel_env(scenario, agent_conf, agent_obsk=agent_obsk,
+                                             agent_factorization=factorization, render_mode=render_mode)
+        except Exception as exc:  # gymnasium-robotics raises bare Exceptions for unknown confs
+            raise ValueError(f"cannot build MaMuJoCo scenario {scenario!r} with agent_conf {agent_conf!r}: {exc}") from exc
+        self.scenario, self.agent_conf, self.agent_obsk = scenario, agent_conf, agent_obsk
+        self.render_mode = render_mode
+        self.possible_agents = list(self.env.possible_agents)
+        self.agents: list[str] = []
+        self.state_space = self.env.single_agent_env.observation_space
+        self._info_keys = self._probe_info_keys()
+
+    def _probe_info_keys(self) -> tuple[str, ...]:
+        """Keys of the base env's step info (a superset of its reset info), found with one zero-action step."""
+        _, info = self.env.reset()
+        zero = {a: np.zeros(self.env.action_spaces[a].shape, dtype=np.float32) for a in self.possible_agents}
+        _, _, _, _, step_info = self.env.step(zero)
+        first = self.possible_agents[0]
+        return tuple(sorted(set(info[first]) | set(step_info[first])))
+
+    def _info(self, raw: dict[str, Any]) -> dict[str, dict[str, float]]:
+        first = next(iter(raw.values()), {})
+        shared = {k: float(first.get(k, 0.0)) for k in self._info_keys}
+        return {a: dict(shared) for a in raw}
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        """The agent's local observation space."""
+        return self.env.observation_spaces[self._check_agent(agent)]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """The agent's joint torques, ``Box(-1, 1, (joints,))``."""
+        return self.env.action_spaces[self._check_agent(agent)]
+
+    def _check_agent(self, agent: str) -> str:
+        if agent not in self.possible_agents:
+            raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+        return agent
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.agents = self.possible_agents[:]
+        return obs, self._info(info)
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode (no live agents); call reset() first")
+        checked = check_action_dict(actions, self.agents, self.action_space)
+        obs, rewards, terms, truncs, info = self.env.step(checked)
+        rewards = {a: float(r) for a, r in rewards.items()}
+        terms = {a: bool(t) for a, t in terms.items()}
+        truncs = {a: bool(t) for a, t in truncs.items()}
+        if any(terms.values()) or any(truncs.values()):
+            self.agents = []
+        return obs, rewards, terms, truncs, self._info(info)
+
+    def state(self) -> np.ndarray:
+        """The full single-agent observation of the robot."""
+        return self.env.state()
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
