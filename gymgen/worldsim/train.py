@@ -158,20 +158,16 @@ def train_heads(wm: WorldModel, tc: TrainConfig, data: Transitions, gen: torch.G
     wm.eval()
 
 
-def _best_f1_threshold(score: torch.Tensor, label: torch.Tensor) -> tuple[float, float]:
-    best = (float(score.max()) + 1.0, 0.0)
-    for t in torch.quantile(score, torch.linspace(0.5, 0.9995, 300)).unique():
-        pred = score > t
-        tp = (pred & label).sum().item()
-        f1 = 2 * tp / max(pred.sum().item() + label.sum().item(), 1)
-        if f1 > best[1]:
-            best = (float(t), f1)
-    return best
+def _rate_matched_threshold(score: torch.Tensor, label: torch.Tensor) -> float:
+    """Threshold at which the predicted positive rate equals the real positive rate of ``label``."""
+    rate = label.float().mean().item()
+    if rate <= 0:
+        return float(score.max()) + 1.0
+    return float(torch.quantile(score, 1.0 - rate))
 
 
 @torch.no_grad()
-def calibrate_heads(wm: WorldModel, data: Transitions, device, chunk: int = 512) -> dict[str, float]:
-    """Decision thresholds of the heads that maximise F1 on training transitions (generated next frames)."""
+def _head_outputs(wm: WorldModel, data: Transitions, device, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     rls, dls = [], []
     for i in range(0, len(data), chunk):
         idx = torch.arange(i, min(i + chunk, len(data)), device=device)
@@ -179,10 +175,33 @@ def calibrate_heads(wm: WorldModel, data: Transitions, device, chunk: int = 512)
         rl, dl = wm.heads(ctx, _quantize(wm.next_frame(ctx, a)), a)
         rls.append(rl)
         dls.append(dl)
-    rl, dl = torch.cat(rls), torch.cat(dls)
-    t_r, f1_r = _best_f1_threshold(1 - rl.softmax(-1)[:, 0], data.reward_class > 0)
-    t_d, f1_d = _best_f1_threshold(dl, data.done)
-    return {"reward_nonzero_threshold": t_r, "done_logit_threshold": t_d, "train_f1_reward": f1_r, "train_f1_done": f1_d}
+    return torch.cat(rls), torch.cat(dls)
+
+
+def calibrate_heads(wm: WorldModel, data: Transitions, device) -> dict[str, float]:
+    """Head thresholds whose predicted reward/termination rates on training transitions (generated
+    next frames) equal the real rates, so the simulator pays rewards and ends lives as often as the game."""
+    rl, dl = _head_outputs(wm, data, device)
+    return {"reward_nonzero_threshold": _rate_matched_threshold(1 - rl.softmax(-1)[:, 0], data.reward_class > 0),
+            "done_logit_threshold": _rate_matched_threshold(dl, data.done), "rule": "rate_matched"}
+
+
+def head_metrics(wm: WorldModel, data: Transitions, device, calibration: dict, reward_values: list[float]) -> dict:
+    """Reward/termination decisions of the heads vs the real labels (precision, recall, rates)."""
+    rl, dl = _head_outputs(wm, data, device)
+    rv = torch.tensor(reward_values, device=rl.device)
+    reward, done = head_decisions(rl, dl, rv, calibration)
+    real_r, d = rv[data.reward_class], data.done
+    nz, pnz = real_r != 0, reward != 0
+    return {
+        "reward_exact_accuracy": (reward == real_r).float().mean().item(),
+        "reward_nonzero_recall": (pnz & nz).sum().item() / max(int(nz.sum()), 1),
+        "reward_nonzero_precision": (pnz & nz).sum().item() / max(int(pnz.sum()), 1),
+        "reward_nonzero_rate_pred_vs_real": [pnz.float().mean().item(), nz.float().mean().item()],
+        "done_recall": (done & d).sum().item() / max(int(d.sum()), 1),
+        "done_precision": (done & d).sum().item() / max(int(done.sum()), 1),
+        "done_rate_pred_vs_real": [done.float().mean().item(), d.float().mean().item()],
+    }
 
 
 def train_inverse_dynamics(tc: TrainConfig, data: Transitions, n_actions: int, gen, device) -> InverseDynamics:
@@ -232,16 +251,7 @@ def evaluate(wm: WorldModel, test: Transitions, idm: InverseDynamics, horizon: i
         "one_step_psnr_moving": psnr_moving(pred, real, c[:, -1]).nanmean().item(),
     }
     if calibration is not None:
-        rl, dl = wm.heads(c, pred, a)
-        rv = torch.tensor(reward_values, device=rl.device)
-        reward, done = head_decisions(rl, dl, rv, calibration)
-        real_r, d = rv[test.reward_class], test.done
-        nz, pnz = real_r != 0, reward != 0
-        out["reward_exact_accuracy"] = (reward == real_r).float().mean().item()
-        out["reward_nonzero_recall"] = (pnz & nz).sum().item() / max(int(nz.sum()), 1)
-        out["reward_nonzero_precision"] = (pnz & nz).sum().item() / max(int(pnz.sum()), 1)
-        out["done_recall"] = (done & d).sum().item() / max(int(d.sum()), 1)
-        out["done_precision"] = (done & d).sum().item() / max(int(done.sum()), 1)
+        out.update(head_metrics(wm, test, c.device, calibration, reward_values))
     return out
 
 
@@ -372,6 +382,36 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 15
     return report
 
 
+def recalibrate_checkpoint(path: str | Path, data_path: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """Recompute the head thresholds of a checkpoint with the current rule on its own training split.
+
+    The result equals what ``train_worldsim`` writes for the same weights (calibration is its last,
+    deterministic stage); the dataset hash must match the checkpoint's.
+    """
+    from gymgen.worldsim.checkpoint import load_checkpoint, save_checkpoint
+    from gymgen.worldsim.data import file_sha256
+
+    ck = load_checkpoint(path, device)
+    tc = ck.meta["train_config"]
+    if file_sha256(data_path) != ck.meta["dataset_sha256"]:
+        raise ValueError(f"{str(data_path)!r} is not the dataset {ck.meta['dataset_sha256']} of {str(path)!r}")
+    ep = load_episodes(data_path)
+    split = len(ep.frames) - tc["held_out"]
+    sub = lambda s: Episodes(*(getattr(ep, f)[s] for f in ("frames", "actions", "rewards", "life_loss", "terminals")))  # noqa: E731
+    dev = torch.device(device)
+    train = Transitions(sub(slice(0, split)), tc["context"], ck.reward_values, dev)
+    test = Transitions(sub(slice(split, None)), tc["context"], ck.reward_values, dev)
+    cal = calibrate_heads(ck.model, train, dev)
+    metrics = head_metrics(ck.model, test, dev, cal, ck.reward_values)
+    meta = dict(ck.meta)
+    meta["head_calibration"] = cal
+    meta["metrics"] = {**meta.get("metrics", {})}
+    meta["metrics"]["dws_film_motion"] = {**meta["metrics"].get("dws_film_motion", {}), **metrics}
+    bank = ck.bank.cpu()
+    save_checkpoint(path, ck.model.cpu(), bank, {k: v for k, v in meta.items() if k != "model_config"})
+    return {"head_calibration": cal, "held_out_head_metrics": metrics}
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: train a checkpoint and print/write the report."""
     p = argparse.ArgumentParser(description="Train a WorldSim checkpoint (DWS recipe, CPU scale).")
@@ -384,7 +424,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ablations", action="store_true", help="also train plain-loss and full-fine-tune variants")
     p.add_argument("--report", default=None, help="write the JSON report here")
     p.add_argument("--base-from", default=None, help="reuse the action-free base of this earlier checkpoint")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="only recompute the head thresholds of --out on --data (no training)")
     a = p.parse_args(argv)
+    if a.recalibrate:
+        print(json.dumps(recalibrate_checkpoint(a.out, a.data, a.device), indent=1))
+        return
     rep = train_worldsim(a.out, a.game, a.steps, a.seed, a.device, a.data, a.ablations, a.base_from)
     txt = json.dumps(rep, indent=1)
     if a.report:
