@@ -1,0 +1,1 @@
+"""Agents for the WorldSim family: actor-critic trained in the DWS world simulator (prioritized imagination)."""
