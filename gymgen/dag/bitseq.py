@@ -16,6 +16,7 @@ from gymgen.dag.metrics import hamming_to_set, modes_found_within
 MOTIFS = ("00000000", "11111111", "11110000", "00001111", "00111100")
 BITSEQ_ORDERS = ("autoregressive", "any_slot")
 BitOrder = Literal["autoregressive", "any_slot"]
+REWARD_FORMS = ("exp_neg", "tb")
 ENUMERABLE_MAX_STATES = 5_000_000
 
 
@@ -131,7 +132,8 @@ class BitSequence(BitWords):
 
     (the gfnx form). The trajectory-balance paper (Malkin et al. 2022) writes ``exp(1 - d/n)``,
     which is the same up to the constant factor ``e`` (``e^beta`` after the exponent): distributions,
-    rankings and mode counts are identical; only ``log Z`` shifts by ``beta``. TB uses edit distance
+    rankings and mode counts are identical; only ``log Z`` shifts by ``beta``. Pass
+    ``reward_form="tb"`` for that form (``log R = 1 - d/n``) when ``log Z`` must match the paper's. TB uses edit distance
     where gymgen uses Hamming distance (equal-length strings; torchgfn and gfnx do the same).
 
     ## Action space (``order=``)
@@ -164,6 +166,7 @@ class BitSequence(BitWords):
 
     ## Arguments
     ``n`` (120), ``k`` (8), ``n_modes`` (60), ``mode_seed`` (0), ``order`` ("autoregressive"),
+    ``reward_form`` ("exp_neg" | "tb"),
     ``reward_exponent`` (beta, 3.0 as in the TB/QGFN configs), ``invalid_action`` ("raise" |
     "terminate" | "ignore"), ``device`` ("cpu").
 
@@ -184,6 +187,7 @@ class BitSequence(BitWords):
         mode_seed: int = 0,
         order: BitOrder = "autoregressive",
         reward_exponent: float = 3.0,
+        reward_form: Literal["exp_neg", "tb"] = "exp_neg",
         invalid_action: InvalidActionPolicy = "raise",
         *,
         batch_size: int = 1,
@@ -193,7 +197,9 @@ class BitSequence(BitWords):
         self._init_words(n, k, order)
         if not isinstance(mode_seed, int):
             raise ValueError(f"mode_seed must be an int, got {mode_seed!r}")
-        self.n_modes, self.mode_seed = n_modes, mode_seed
+        if reward_form not in REWARD_FORMS:
+            raise ValueError(f"reward_form must be one of {REWARD_FORMS}, got {reward_form!r}")
+        self.n_modes, self.mode_seed, self.reward_form = n_modes, mode_seed, reward_form
         self.modes = torch.as_tensor(make_modes(n, n_modes, mode_seed), device=self.device)
         self._finish_dag_init()
 
@@ -202,7 +208,8 @@ class BitSequence(BitWords):
         return hamming_to_set(self.to_bits(states), self.modes).min(-1).values
 
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:
-        return (-self.reward_exponent * self.min_hamming(states).double() / self.n).to(torch.float32)
+        log_r = -self.min_hamming(states).double() / self.n + (1.0 if self.reward_form == "tb" else 0.0)
+        return (self.reward_exponent * log_r).to(torch.float32)
 
     # ---- modes and test set -------------------------------------------------------------------
     def mode_states(self) -> torch.Tensor:

@@ -56,6 +56,22 @@ class GoalConditioned(DAGEnv):
     def _observe(self) -> Obs:
         return {**super()._observe(), "goal": self.goals.clone()}
 
+    def set_goals(self, goals: torch.Tensor, mask: torch.Tensor | None = None) -> Obs:
+        """Replace the goals of the rows in ``mask`` (all rows if None), e.g. to evaluate fixed goals
+        or to pair a forward rollout with a backward synthesis from a chosen goal (RBS)."""
+        goals = torch.as_tensor(goals, dtype=torch.int64, device=self.device)
+        rows = self.num_envs if mask is None else int(mask.sum())
+        if goals.shape != (rows, self.state_dim) or bool(((goals < 0) | (goals >= self.state_high)).any()):
+            raise ValueError(
+                f"goals must be an int tensor of shape ({rows}, {self.state_dim}) with entries in "
+                f"[0, {self.state_high}), got shape {tuple(goals.shape)}: {goals.tolist()[:4]}"
+            )
+        if mask is None:
+            self.goals = goals.clone()
+        else:
+            self.goals[mask.to(self.device)] = goals
+        return self._observe()
+
     def goal_log_reward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """``0`` where ``states == goals`` row-wise, else ``-inf`` (float ``(N,)``)."""
         if states.shape != goals.shape or states.ndim != 2 or states.shape[1] != self.state_dim:

@@ -93,6 +93,8 @@ class TFBind8(DAGEnv):
     ``mode_mask(states)``: the top 0.5 % by ``y`` -- the 328 sequences with ``y >= 0.9469`` (the
     328th score is strictly above the 329th, so the set is well defined; it is closed under reverse
     complement). ``modes_found(states)`` counts distinct modes among sampled terminal states.
+    ``mode_top_k`` (328) changes ``k``; ``mode_threshold`` (None) instead sets the threshold on ``y``
+    directly (ties at the ``k``-th score, if any, are all modes).
 
     ## Starting state
     The empty sequence (all ``-1``).
@@ -102,7 +104,7 @@ class TFBind8(DAGEnv):
 
     ## Arguments
     ``order`` ("append"), ``reward`` ("normalized"), ``reward_exponent`` (1.0), ``reward_floor``
-    (1e-3), ``invalid_action`` ("raise" | "terminate" | "ignore"), ``device`` ("cpu").
+    (1e-3), ``mode_top_k`` (328), ``mode_threshold`` (None), ``invalid_action`` ("raise" | "terminate" | "ignore"), ``device`` ("cpu").
 
     ## Version history
     - v0: first release.
@@ -119,6 +121,8 @@ class TFBind8(DAGEnv):
         reward: Literal["normalized", "shen"] = "normalized",
         reward_exponent: float = 1.0,
         reward_floor: float = 1e-3,
+        mode_top_k: int = N_MODES,
+        mode_threshold: float | None = None,
         invalid_action: InvalidActionPolicy = "raise",
         *,
         batch_size: int = 1,
@@ -133,7 +137,12 @@ class TFBind8(DAGEnv):
             raise ValueError(f"reward_floor must be in (0, 1), got {reward_floor!r}")
         self.order, self.reward_kind, self.reward_floor = order, reward, float(reward_floor)
         self.scores = torch.as_tensor(_scores_np(), device=self.device)
-        self.mode_threshold = float(torch.topk(self.scores, N_MODES).values[-1])
+        if not isinstance(mode_top_k, int) or not 1 <= mode_top_k <= 4**LENGTH:
+            raise ValueError(f"mode_top_k must be an int in [1, {4**LENGTH}], got {mode_top_k!r}")
+        if mode_threshold is not None and not 0 <= mode_threshold <= 1:
+            raise ValueError(f"mode_threshold must be None or in [0, 1], got {mode_threshold!r}")
+        top = float(torch.topk(self.scores, mode_top_k).values[-1])
+        self.mode_threshold = top if mode_threshold is None else float(mode_threshold)
         self._weights = 4 ** torch.arange(LENGTH - 1, -1, -1, device=self.device)
         self.s0 = torch.full((LENGTH,), -1, dtype=torch.int64)
         self.n_actions = (8 if order == "prepend_append" else 4) + 1
@@ -213,7 +222,7 @@ class TFBind8(DAGEnv):
 
     # ---- modes --------------------------------------------------------------------------------
     def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
-        """True for the top-328 (0.5 %) sequences by score ``y``."""
+        """True where ``y >= mode_threshold`` (by default the top-328, 0.5 %, sequences by ``y``)."""
         return self.score_states(states) >= self.mode_threshold
 
     def modes_found(self, states: torch.Tensor) -> int:

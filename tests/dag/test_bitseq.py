@@ -150,3 +150,14 @@ def test_importance_sampling_on_the_full_size_env_with_the_uniform_policy(order)
     torch.testing.assert_close(est, torch.full((60,), -120 * math.log(2), dtype=torch.float64))
     with pytest.raises(ValueError, match="exit is legal"):
         estimate_log_p_terminal(env, env.s0[None], lambda s: torch.zeros(s.shape[0], env.n_actions))
+
+
+def test_tb_reward_form_shifts_log_reward_by_beta_only():
+    e = BitSequence(n=8, k=2, n_modes=4, reward_exponent=3.0)
+    tb = BitSequence(n=8, k=2, n_modes=4, reward_exponent=3.0, reward_form="tb")
+    x = e.terminal_states()
+    torch.testing.assert_close(tb.log_reward(x), e.log_reward(x) + 3.0)
+    assert tb.log_partition() == pytest.approx(e.log_partition() + 3.0, rel=1e-6)
+    torch.testing.assert_close(tb.true_distribution(), e.true_distribution())
+    with pytest.raises(ValueError, match="reward_form must be one of"):
+        BitSequence(n=8, k=2, n_modes=4, reward_form="edit")

@@ -120,3 +120,19 @@ def test_vector_env_resamples_goals_on_autoreset():
         goals.append(obs["goal"].copy())
     assert len({tuple(g) for step in goals for g in step.tolist()}) > 4
     assert obs["state"].shape == (4, 2) and env.observation_space["goal"].shape == (4, 2)
+
+
+def test_set_goals_fixes_goals_and_validates():
+    env = GCHyperGrid(height=5, batch_size=3)
+    env.reset_tensors()
+    obs = env.set_goals(torch.tensor([[0, 0], [2, 1], [4, 4]]))
+    assert obs["goal"].tolist() == [[0, 0], [2, 1], [4, 4]]
+    _, _, term, _, info = env.step_tensors(torch.tensor([2, 2, 2]))
+    assert info["success"].tolist() == [True, False, False]
+    mask = torch.tensor([False, True, False])
+    assert env.set_goals(torch.tensor([[3, 3]]), mask)["goal"].tolist() == [[0, 0], [3, 3], [4, 4]]
+    with pytest.raises(ValueError, match=r"shape \(3, 2\) with entries in \[0, 5\)"):
+        env.set_goals(torch.tensor([[0, 0], [5, 0], [1, 1]]))
+    bits = GCBitSequence(size="small", batch_size=2)
+    with pytest.raises(ValueError, match=r"shape \(2, 20\)"):
+        bits.set_goals(torch.zeros(2, 19, dtype=torch.long))

@@ -127,3 +127,16 @@ def test_invariant_kit_prepend_append():
     from gymgen.testing import check_env
 
     check_env(lambda: gymgen.make("gymgen/TFBind8-v0", order="prepend_append"), max_examples=10, gymnasium_checker=False)
+
+
+def test_mode_top_k_and_threshold():
+    y = torch.as_tensor(_scores_np())
+    top = gymgen.make_batched("gymgen/TFBind8-v0", mode_top_k=1000)
+    x = top.terminal_states()
+    assert int(top.mode_mask(x).sum()) == int((y >= torch.topk(y, 1000).values[-1]).sum()) >= 1000
+    thr = gymgen.make_batched("gymgen/TFBind8-v0", mode_threshold=0.9)
+    assert thr.modes_found(x) == int((y >= 0.9).sum())
+    with pytest.raises(ValueError, match="mode_threshold must be None or in"):
+        gymgen.make_batched("gymgen/TFBind8-v0", mode_threshold=1.5)
+    with pytest.raises(ValueError, match="mode_top_k must be an int"):
+        gymgen.make_batched("gymgen/TFBind8-v0", mode_top_k=0)
