@@ -131,7 +131,7 @@ def check_env(
         else:
             from pettingzoo.test import parallel_api_test
 
-            parallel_api_test(make_env(), num_cycles=200)
+            parallel_api_test(make_env(), num_cycles=4 * max_len)
             ran.append("pettingzoo.parallel_api_test")
     for name, check in invariant_checks(target, skip).items():
         _run_property(check, max_examples, max_len)
