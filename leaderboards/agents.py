@@ -69,14 +69,27 @@ class RandomAgent:
     def __init__(self, env_spec: dict[str, Any], seed: int) -> None:
         self.env = make_env(env_spec)
         self.rng = np.random.default_rng(seed)
-        self.env.action_space.seed(int(self.rng.integers(2**31)))
+        self.parallel = env_spec.get("api") == "parallel"
+        if self.parallel:
+            self._spaces: dict[str, Any] = {}
+        else:
+            self.env.action_space.seed(int(self.rng.integers(2**31)))
         self._spec = env_spec
         self._metrics: dict[str, float] | None = None
 
     def train(self, amount: int) -> None:
         """Random search has nothing to learn."""
 
+    def _agent_space(self, agent: str) -> Any:
+        if agent not in self._spaces:
+            space = self.env.action_space(agent)
+            space.seed(int(self.rng.integers(2**31)))
+            self._spaces[agent] = space
+        return self._spaces[agent]
+
     def act(self, obs: Any, info: dict[str, Any]) -> Any:
+        if self.parallel:
+            return {a: self._agent_space(a).sample() for a in obs}
         mask = _mask(self.env, obs, info)
         if mask is None:
             return self.env.action_space.sample()
@@ -94,7 +107,7 @@ class RandomAgent:
                 from gymgen.dag.exact import tv_exact
 
                 inner = self.env.unwrapped
-                enum = inner.enumeration()
+                enum = inner.enumeration
                 if enum is not None:
                     p = enum.terminating_distribution(lambda s: torch.zeros(s.shape[0], inner.n_actions))
                     self._metrics["tv_exact"] = tv_exact(p, enum.true_distribution())

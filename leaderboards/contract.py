@@ -61,7 +61,8 @@ class Agent(Protocol):
         """Train for ``amount`` more units of the budget (env steps or trajectories)."""
 
     def act(self, obs: Any, info: dict[str, Any]) -> Any:
-        """Return an action of the Gymnasium env's action space for one observation."""
+        """One action for one observation; on PettingZoo parallel envs ``obs``/``info`` are per-agent dicts
+        and the result is a dict ``{agent: action}``."""
 
 
 class AgentFactory(Protocol):
@@ -85,10 +86,13 @@ def env_spec(env_id: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any
 
 
 def make_env(spec: dict[str, Any], **overrides: Any) -> Any:
-    """Build the Gymnasium env of ``spec`` (what a Gymnasium-only agent trains on)."""
+    """Build the env of ``spec``: a ``gymnasium.Env``, or a PettingZoo ``ParallelEnv`` when ``api == "parallel"``."""
     import gymgen
 
-    return gymgen.make(spec["id"], **{**spec.get("kwargs", {}), **overrides})
+    kwargs = {**spec.get("kwargs", {}), **overrides}
+    if spec.get("api") == "parallel":
+        return gymgen.parallel_env(spec["id"], **kwargs)
+    return gymgen.make(spec["id"], **kwargs)
 
 
 def load_factory(target: str) -> Callable[..., Agent]:
