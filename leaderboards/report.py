@@ -143,7 +143,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], seed: int = 0) -> dict[str, bytes]:
+def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], unit: str = "env_steps", seed: int = 0) -> dict[str, bytes]:
     """PNG bytes: per-env learning curves (mean over seeds, 95% bootstrap band), IQM bars, performance profiles."""
     import matplotlib
 
@@ -169,7 +169,12 @@ def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], seed: int = 
             ax.plot(steps, m, color=colours[a], label=f"{a} (n={y.shape[0]})", marker=marker)
             ax.fill_between(steps, lo, hi, color=colours[a], alpha=0.2, linewidth=0)
         ax.set_title(er.label, fontsize=9)
-        ax.set_xlabel("training " + ("trajectories" if (er.env.budget and er.env.budget.unit == "trajectories") else "budget units"))
+        ax.set_xlabel("training " + (er.env.budget.unit if er.env.budget else unit).replace("_", " "))
+        failed = {a: len(v) for a, v in er.failed.items()}
+        notes = [f"{a}: {k} failed run(s)" for a, k in sorted(failed.items())]
+        notes += [f"{a}: no {er.env.metric}" for a in sorted(er.missing_metric)]
+        if notes:
+            ax.text(0.02, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=7, color="firebrick", va="bottom")
         ax.set_ylabel(f"{er.env.metric} ({'↑' if er.env.higher_is_better else '↓'} better)")
         ax.grid(alpha=0.3)
         if er.curves:
@@ -188,6 +193,9 @@ def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], seed: int = 
         ci = np.array([agg[a]["iqm_ci"] for a in names])
         ax.barh(names, vals, xerr=np.abs(np.stack([vals - ci[:, 0], ci[:, 1] - vals])), capsize=4,
                 color=[colours.get(a, "grey") for a in names])
+        for i, (v, (lo, hi)) in enumerate(zip(vals, ci)):
+            ax.text(max(hi, v, 0) + 0.02, i, f"{v:.2f} [{lo:.2f}, {hi:.2f}]", va="center", fontsize=8)
+        ax.set_xlim(min(0.0, ci.min()) - 0.05, max(1.0, ci.max()) + 0.45)
         ax.axvline(0, color="k", lw=0.8)
         ax.axvline(1, color="k", lw=0.8, ls="--")
         ax.set_xlabel("IQM of normalised score (random = 0, reference = 1); bars: 95% CI")
@@ -201,6 +209,7 @@ def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], seed: int = 
             ax.plot(taus, stats.performance_profile(agg[a]["scores"], taus), label=a, color=colours.get(a, "grey"))
         ax.set_xlabel("normalised score threshold τ")
         ax.set_ylabel("fraction of runs with score > τ")
+        ax.set_ylim(-0.02, 1.02)
         ax.set_title("Performance profiles (higher curve is better)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -250,7 +259,7 @@ def build_report(suite: Suite, store: Store, html_path: str | Path | None = None
     if html_path is None:
         return md, None
     try:
-        images = plots(results, agg)
+        images = plots(results, agg, unit=suite.budget.unit)
     except ImportError:
         images = {}
         md += "\n_Plots skipped: install the `plots` extra (`pip install 'gymgen[plots]'`)._\n"

@@ -169,18 +169,59 @@ def _timeout_result(timeout_s: float, elapsed: float) -> dict[str, Any]:
             "duration_s": elapsed}
 
 
-def _child(run: RunSpec, conn: Any) -> None:
+def _worker(conn: Any) -> None:
+    """Long-lived worker: receive RunSpecs, send results, until it receives ``None``."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        import torch
+        import torch  # pay the heavy imports before the first run's clock starts
 
         torch.set_num_threads(1)
     except ImportError:
         pass
-    conn.send(run_one(run))
-    conn.close()
+    import gymgen.core.batched  # noqa: F401 - torchrl: seconds of import on a loaded machine
+
+    conn.send("ready")
+    while True:
+        run = conn.recv()
+        if run is None:
+            return
+        conn.send(run_one(run))
+
+
+class _Slot:
+    """One spawned worker process and the run it is busy with (if any)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+        self.run: RunSpec | None = None
+        self.t0 = 0.0
+        self.ready = False
+
+    def poll_ready(self) -> bool:
+        """True once the worker has finished importing (its startup does not count against a run)."""
+        if not self.ready and self.conn.poll():
+            self.ready = self.conn.recv() == "ready"
+        return self.ready
+
+    def submit(self, run: RunSpec) -> None:
+        self.run, self.t0 = run, time.perf_counter()
+        self.conn.send(run)
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+                self.proc.join(2)
+            except (OSError, BrokenPipeError):
+                pass
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
 
 
 def serial_backend(runs: list[RunSpec], timeout_s: float, workers: int, **_: Any) -> Iterator[tuple[RunSpec, dict]]:
@@ -190,46 +231,44 @@ def serial_backend(runs: list[RunSpec], timeout_s: float, workers: int, **_: Any
 
 
 def process_backend(runs: list[RunSpec], timeout_s: float, workers: int, **_: Any) -> Iterator[tuple[RunSpec, dict]]:
-    """One spawned process per run, at most ``workers`` alive; a run past ``timeout_s`` is killed."""
+    """``workers`` long-lived spawned processes; a run past ``timeout_s`` (or whose worker dies) is a failed
+    row, and its worker is killed and replaced, so a hanging agent never blocks the rest."""
     ctx = mp.get_context("spawn")
     pending = list(runs)
-    live: list[tuple[RunSpec, Any, Any, float]] = []
+    slots = [_Slot(ctx) for _ in range(max(1, min(workers, len(runs))))]
     try:
-        while pending or live:
-            while pending and len(live) < max(1, workers):
-                run = pending.pop(0)
-                parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_child, args=(run, child), daemon=True)
-                proc.start()
-                child.close()
-                live.append((run, proc, parent, time.perf_counter()))
-            still = []
-            for run, proc, conn, t0 in live:
-                if conn.poll():
+        while pending or any(s.run is not None for s in slots):
+            for i, slot in enumerate(slots):
+                if slot.run is None:
+                    if pending and slot.poll_ready():
+                        slot.submit(pending.pop(0))
+                    continue
+                result = None
+                if slot.conn.poll():
                     try:
-                        result = conn.recv()
+                        result = slot.conn.recv()
                     except EOFError:
                         result = None
-                    proc.join(5)
                     if result is None:
-                        result = {"status": "failed", "points": [], "duration_s": time.perf_counter() - t0,
-                                  "error": f"WorkerDied: exit code {proc.exitcode}"}
-                    yield run, result
-                elif not proc.is_alive():
-                    yield run, {"status": "failed", "points": [], "duration_s": time.perf_counter() - t0,
-                                "error": f"WorkerDied: worker process exited with code {proc.exitcode} before reporting"}
-                elif time.perf_counter() - t0 > timeout_s:
-                    proc.kill()
-                    proc.join(5)
-                    yield run, _timeout_result(timeout_s, time.perf_counter() - t0)
-                else:
-                    still.append((run, proc, conn, t0))
-            live = still
-            if live:
-                time.sleep(0.02)
+                        result = {"status": "failed", "points": [], "duration_s": time.perf_counter() - slot.t0,
+                                  "error": f"WorkerDied: worker exited with code {slot.proc.exitcode}"}
+                elif not slot.proc.is_alive():
+                    result = {"status": "failed", "points": [], "duration_s": time.perf_counter() - slot.t0,
+                              "error": f"WorkerDied: worker process exited with code {slot.proc.exitcode} before reporting"}
+                elif time.perf_counter() - slot.t0 > timeout_s:
+                    result = _timeout_result(timeout_s, time.perf_counter() - slot.t0)
+                if result is None:
+                    continue
+                run = slot.run
+                if result["error"] and (result["error"].startswith(("TimeoutError: run exceeded", "WorkerDied"))):
+                    slot.stop(kill=True)
+                    slots[i] = slot = _Slot(ctx)
+                slot.run = None
+                yield run, result
+            time.sleep(0.01)
     finally:
-        for _, proc, _, _ in live:
-            proc.kill()
+        for slot in slots:
+            slot.stop(kill=slot.run is not None)
 
 
 def ray_backend(runs: list[RunSpec], timeout_s: float, workers: int, address: str | None = None,
