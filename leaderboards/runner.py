@@ -287,7 +287,12 @@ def ray_backend(runs: list[RunSpec], timeout_s: float, workers: int, address: st
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         else:
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+            import sys
+
+            # a local cluster sees what this process sees: factories importable here import in workers too
+            path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
         started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(run_one)
     try:
