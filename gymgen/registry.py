@@ -202,6 +202,32 @@ ENVS: tuple[EnvEntry, ...] = (
     ),
     # ---- dag: end ------------------------------------------------------------------------------
     # ---- marl: multi-agent tasks ---------------------------------------------------------------
+    *(
+        EnvEntry(
+            id=f"gymgen/SMACLite-{name}-v0",
+            family="marl",
+            api="parallel",
+            entry_point="gymgen.marl.smaclite.env:SMACLiteParallelEnv",
+            batched_entry_point="gymgen.marl.smaclite.env:SMACLite",
+            kwargs={"map_name": name},
+            max_episode_steps=limit,
+            papers=papers,
+            description=f"SMAC-like battle {desc} (gymgen's own batched torch simulator, not StarCraft II).",
+        )
+        for name, limit, papers, desc in (
+            ("3m", 60, ("MAST",), "3 marines vs 3 marines"),
+            ("8m", 120, ("MAST",), "8 marines vs 8 marines"),
+            ("2s3z", 120, ("MAST",), "2 stalkers + 3 zealots per side"),
+            ("3s5z", 150, ("MAST",), "3 stalkers + 5 zealots per side"),
+            ("5m_vs_6m", 70, ("MAST",), "5 marines vs 6 marines"),
+            ("3s_vs_5z", 250, ("MAST",), "3 stalkers vs 5 zealots (kiting)"),
+            ("MMM", 150, ("MAST",), "7 marines + 2 marauders + 1 medivac per side"),
+            ("2c_vs_64zg", 400, ("MAST",), "2 colossi vs 64 zerglings"),
+            ("protoss_5v5", 200, ("Kaleidoscope",), "SMACv2-style random protoss 5v5"),
+            ("terran_5v5", 200, ("Kaleidoscope",), "SMACv2-style random terran 5v5"),
+            ("zerg_5v5", 200, ("Kaleidoscope",), "SMACv2-style random zerg 5v5"),
+        )
+    ),
     EnvEntry(
         id="gymgen/MPE-SimpleSpread-v0",
         family="marl",

@@ -25,7 +25,7 @@ The batched class is the TorchRL env: keys are nested by group, ``("agents", "ob
 actions. ``parallel_env_view(cls)`` makes the PettingZoo ``ParallelEnv`` (batch 1): per-agent
 observation ``{"observation": Box, "action_mask": MultiBinary}``, ``state()``/``state_space``, dead
 agents removed from ``agents`` (they only ever have the no-op action), ``reset(seed=...)`` reseeds
-the torch generators. Actions for a missing/extra agent, non-integer actions and actions the mask
+the torch generators, and ``action_space(agent).sample()`` draws a currently legal action. Actions for a missing/extra agent, non-integer actions and actions the mask
 forbids raise ``InvalidActionError``.
 """
 
@@ -166,6 +166,23 @@ def check_joint_action(action: torch.Tensor, action_mask: torch.Tensor, n_agents
     return action
 
 
+class LegalDiscrete(spaces.Discrete):
+    """``Discrete(n)`` whose ``sample()`` without a mask draws among the agent's currently legal actions.
+
+    The legal set comes from ``legal()`` (a callable returning an int8 0/1 mask), so a plain
+    ``env.action_space(agent).sample()`` (as in PettingZoo's seed test) never picks a forbidden action.
+    """
+
+    def __init__(self, n: int, legal: Any) -> None:
+        super().__init__(n)
+        self._legal = legal
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.int64:
+        if mask is None and probability is None and self._legal is not None:
+            mask = self._legal()
+        return super().sample(mask=mask, probability=probability)
+
+
 class ParallelView(ParallelEnv):
     """A PettingZoo ``ParallelEnv`` made of a ``MultiAgentBatchedEnv`` with batch size 1."""
 
@@ -186,7 +203,7 @@ class ParallelView(ParallelEnv):
             observation=self.batched.single_agent_observation_space, action_mask=spaces.MultiBinary(n_act)
         )
         self._obs_spaces = {a: obs_space for a in self.possible_agents}
-        self._act_spaces = {a: spaces.Discrete(n_act) for a in self.possible_agents}
+        self._act_spaces = {a: LegalDiscrete(n_act, self._legal_fn(a)) for a in self.possible_agents}
         self.state_space = self.batched.single_state_space
         self._obs: dict[str, torch.Tensor] | None = None
 
@@ -194,6 +211,16 @@ class ParallelView(ParallelEnv):
         if name.startswith("_") or name == "batched":
             raise AttributeError(name)
         return getattr(self.batched, name)
+
+    def _legal_fn(self, agent: str) -> Any:
+        i = self._index[agent]
+
+        def legal() -> np.ndarray | None:
+            if self._obs is None:
+                return None
+            return self._obs["action_mask"][0, i].detach().cpu().numpy().astype(np.int8)
+
+        return legal
 
     def observation_space(self, agent: str) -> spaces.Space:
         return self._obs_spaces[agent]
