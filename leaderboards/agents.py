@@ -20,6 +20,10 @@ AGENTS: dict[str, str] = {
     "gfn.db": "gymgen.agents.gfn.leaderboard:make_db",
     "gfn.subtb": "gymgen.agents.gfn.leaderboard:make_subtb",
     "gfn.fm": "gymgen.agents.gfn.leaderboard:make_fm",
+    "gfn.bn": "gymgen.agents.gfn.leaderboard:make_bn",
+    "gfn.rpe": "gymgen.agents.gfn.leaderboard:make_rpe",
+    "gfn.qgfn": "gymgen.agents.gfn.leaderboard:make_qgfn",
+    "gfn.egfn": "gymgen.agents.gfn.leaderboard:make_egfn",
     # ---- gfn: end ------------------------------------------------------------------------------
 }
 
@@ -87,9 +91,22 @@ class RandomAgent:
             self._spaces[agent] = space
         return self._spaces[agent]
 
+    def _act_one(self, agent: str, obs: Any, info: dict[str, Any]) -> Any:
+        mask = None
+        if isinstance(obs, dict) and "action_mask" in obs:
+            mask = np.asarray(obs["action_mask"], dtype=bool)
+        elif isinstance(info, dict) and "action_mask" in info:
+            mask = np.asarray(info["action_mask"], dtype=bool)
+        if mask is None:
+            return self._agent_space(agent).sample()
+        legal = np.flatnonzero(mask)
+        if legal.size == 0:
+            raise ValueError(f"action mask of {agent!r} has no legal action")
+        return int(self.rng.choice(legal))
+
     def act(self, obs: Any, info: dict[str, Any]) -> Any:
         if self.parallel:
-            return {a: self._agent_space(a).sample() for a in obs}
+            return {a: self._act_one(a, o, (info or {}).get(a, {})) for a, o in obs.items()}
         mask = _mask(self.env, obs, info)
         if mask is None:
             return self.env.action_space.sample()

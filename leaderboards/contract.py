@@ -96,13 +96,17 @@ def make_env(spec: dict[str, Any], **overrides: Any) -> Any:
 
 
 def load_factory(target: str) -> Callable[..., Agent]:
-    """Resolve ``"module:callable"`` or a ``gymgen.agents`` entry-point name to a factory.
+    """Resolve ``"module:callable"``, a table id (``random``) or a ``gymgen.agents`` entry-point name to a factory.
 
     Raises ``ImportError`` naming the module when it is absent, ``ValueError`` for a malformed string.
     """
     if ":" not in target:
         from importlib.metadata import entry_points
 
+        from gymgen.leaderboards.agents import AGENTS
+
+        if target in AGENTS:
+            return load_factory(AGENTS[target])
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name == target:
                 return ep.load()

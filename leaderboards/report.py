@@ -187,6 +187,8 @@ def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], unit: str = 
     fig.tight_layout()
     out["curves.png"] = _png(fig)
     if agg:
+        labels = [er.label.split(" ")[0] for er in results if er.normaliser() is not None]
+        task_names = ", ".join(labels) if len(labels) <= 4 else f"{len(labels)} tasks"
         names = sorted(agg, key=lambda a: agg[a]["iqm"])
         fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.4))
         vals = np.array([agg[a]["iqm"] for a in names])
@@ -199,18 +201,19 @@ def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], unit: str = 
         ax.axvline(0, color="k", lw=0.8)
         ax.axvline(1, color="k", lw=0.8, ls="--")
         ax.set_xlabel("IQM of normalised score (random = 0, reference = 1); bars: 95% CI")
-        ax.set_title(f"Aggregate IQM over {agg[names[0]]['tasks']} task(s)", fontsize=10)
+        ax.set_title(f"Aggregate IQM over {task_names}", fontsize=9)
         fig.tight_layout()
         out["iqm.png"] = _png(fig)
         allv = np.concatenate([agg[a]["scores"].reshape(-1) for a in agg])
         taus = np.linspace(min(0.0, allv.min()), max(1.0, allv.max()), 101)
         fig, ax = plt.subplots(figsize=(6, 3.6))
         for a in sorted(agg):
-            ax.plot(taus, stats.performance_profile(agg[a]["scores"], taus), label=a, color=colours.get(a, "grey"))
+            ax.plot(taus, stats.performance_profile(agg[a]["scores"], taus), label=a, color=colours.get(a, "grey"),
+                    drawstyle="steps-post")
         ax.set_xlabel("normalised score threshold τ")
         ax.set_ylabel("fraction of runs with score > τ")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title("Performance profiles (higher curve is better)", fontsize=10)
+        ax.set_title(f"Performance profiles over {task_names} (higher curve is better)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

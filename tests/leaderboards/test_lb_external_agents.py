@@ -37,7 +37,7 @@ def make_agent(env_spec: dict[str, Any], seed: int, budget: Budget, config: dict
 
 def test_agent_from_test_module(write_suite, tmp_path: Path) -> None:
     suite = load_suite(str(write_suite([("random", "random")], seeds=1)))
-    suite = suite.with_agent(AgentCfg("test_external_agents:make_agent", "exit-now"))
+    suite = suite.with_agent(AgentCfg("test_lb_external_agents:make_agent", "exit-now"))
     store = Store(tmp_path / "e.sqlite")
     assert run_suite(suite, store, backend="process", workers=2, progress=False)["ok"] == 4
     pts = [p for p in store.points("t") if p["agent_name"] == "exit-now"]
@@ -75,7 +75,7 @@ def make_sb3(env_spec: dict[str, Any], seed: int, budget: Budget, config: dict[s
 @pytest.mark.optional
 def test_stable_baselines3_agent(write_suite, tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3")
-    path = write_suite([("test_external_agents:make_sb3", "ppo")], seeds=1)
+    path = write_suite([("test_lb_external_agents:make_sb3", "ppo")], seeds=1)
     path.write_text(path.read_text().replace("total = 20\neval_every = 10", "total = 64\neval_every = 32")
                     .replace('metric = "draw"', 'metric = "return"'))
     suite = load_suite(str(path))
