@@ -73,32 +73,19 @@ def evaluate(agent: Any, spec: dict[str, Any], episodes: int, seed: int) -> list
     On PettingZoo parallel envs the return is the sum over steps of the mean reward over live agents.
     """
     env = make_env(spec)
-    if spec.get("api") == "parallel":
-        return _evaluate_parallel(agent, env, episodes, seed)
+    parallel = spec.get("api") == "parallel"
     returns = []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
         total, done, n = 0.0, False, 0
         while not done:
             obs, r, term, trunc, info = env.step(agent.act(obs, info))
-            total += float(r)
-            done = term or trunc
-            n += 1
-            if n >= MAX_EPISODE_STEPS:
-                raise RuntimeError(f"evaluation episode exceeded {MAX_EPISODE_STEPS} steps without ending")
-        returns.append(total)
-    env.close()
-    return returns
-
-
-def _evaluate_parallel(agent: Any, env: Any, episodes: int, seed: int) -> list[float]:
-    returns = []
-    for ep in range(episodes):
-        obs, info = env.reset(seed=seed + ep)
-        total, n = 0.0, 0
-        while env.agents:
-            obs, rew, term, trunc, info = env.step(agent.act(obs, info))
-            total += float(np.mean([float(r) for r in rew.values()])) if rew else 0.0
+            if parallel:
+                total += float(np.mean([float(v) for v in r.values()])) if r else 0.0
+                done = not env.agents
+            else:
+                total += float(r)
+                done = term or trunc
             n += 1
             if n >= MAX_EPISODE_STEPS:
                 raise RuntimeError(f"evaluation episode exceeded {MAX_EPISODE_STEPS} steps without ending")

@@ -131,3 +131,15 @@ def test_report_html_has_plots(write_suite, tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == 3
     assert "Aggregate over 2 normalised task(s)" in md and "| random | 2 | 0.000" in md
     json.dumps(store.marl_eval("t"))
+
+
+def test_random_agent_on_parallel_env_is_deterministic() -> None:
+    from gymgen.leaderboards.contract import Budget
+    from gymgen.leaderboards.runner import RunSpec, run_one
+
+    budget = Budget(total=20, eval_every=10, eval_episodes=2).as_dict()
+    spec = RunSpec("x", "random", "random", {}, "0", "gymgen/SpreadBatched-v0", {"N": 2}, "s", 0, 5, budget)
+    a, b = run_one(spec), run_one(spec)
+    assert a["status"] == "ok", a["error"]
+    assert [p["metrics"] for p in a["points"]] == [p["metrics"] for p in b["points"]]
+    assert a["points"][0]["metrics"]["return"] < 0  # navigation reward is a negative distance
