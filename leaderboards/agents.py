@@ -1,0 +1,138 @@
+"""The one table of built-in agent ids -> ``"module:factory"`` strings, and the uniform-random agent.
+
+Family helpers add their rows to ``AGENTS`` (e.g. ``"gfn.tb": "gymgen.agents.gfn.tb:make_agent"``).
+A row whose module is not installed is listed as unavailable with the reason; runs that ask for it are
+stored as ``failed`` rows, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gymgen.leaderboards.contract import Budget, load_factory, make_env
+
+AGENTS: dict[str, str] = {
+    "random": "gymgen.leaderboards.agents:make_random_agent",
+    # ---- gfn: GFlowNet reference agents (agents/gfn, helper gfn-agents) -------------------------
+    "gfn.tb": "gymgen.agents.gfn.leaderboard:make_tb",
+    "gfn.db": "gymgen.agents.gfn.leaderboard:make_db",
+    "gfn.subtb": "gymgen.agents.gfn.leaderboard:make_subtb",
+    "gfn.fm": "gymgen.agents.gfn.leaderboard:make_fm",
+    "gfn.bn": "gymgen.agents.gfn.leaderboard:make_bn",
+    "gfn.rpe": "gymgen.agents.gfn.leaderboard:make_rpe",
+    "gfn.qgfn": "gymgen.agents.gfn.leaderboard:make_qgfn",
+    "gfn.egfn": "gymgen.agents.gfn.leaderboard:make_egfn",
+    # ---- gfn: end ------------------------------------------------------------------------------
+}
+
+
+def resolve(agent: str) -> str:
+    """Map a table id to its ``module:factory`` string; ``module:factory`` strings pass through."""
+    if agent in AGENTS:
+        return AGENTS[agent]
+    if ":" in agent:
+        return agent
+    from importlib.metadata import entry_points
+
+    if any(ep.name == agent for ep in entry_points(group="gymgen.agents")):
+        return agent
+    raise KeyError(f"unknown agent {agent!r}; known ids: {sorted(AGENTS)} (or pass 'module:factory')")
+
+
+def availability() -> dict[str, str | None]:
+    """For every table id: ``None`` when its factory imports, else the reason it does not."""
+    out: dict[str, str | None] = {}
+    for name, target in AGENTS.items():
+        try:
+            load_factory(target)
+            out[name] = None
+        except Exception as exc:  # noqa: BLE001 - any import failure makes the agent unavailable
+            out[name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _mask(env: Any, obs: Any, info: dict[str, Any]) -> np.ndarray | None:
+    """The legal-action mask, from ``env.action_masks()``, ``obs['action_mask']`` or ``info['action_mask']``."""
+    if isinstance(obs, dict) and "action_mask" in obs:
+        return np.asarray(obs["action_mask"], dtype=bool)
+    if "action_mask" in info:
+        return np.asarray(info["action_mask"], dtype=bool)
+    fn = getattr(env.unwrapped, "action_masks", None)
+    return np.asarray(fn(), dtype=bool).reshape(-1) if callable(fn) else None
+
+
+class RandomAgent:
+    """Uniform over legal actions (masked when the env exposes a mask); ``train`` does nothing.
+
+    On exact DAG envs it also reports ``tv_exact`` of its own (uniform-masked) terminating
+    distribution against R/Z, computed by dynamic programming, so GFlowNet suites can normalise.
+    """
+
+    def __init__(self, env_spec: dict[str, Any], seed: int) -> None:
+        self.env = make_env(env_spec)
+        self.rng = np.random.default_rng(seed)
+        self.parallel = env_spec.get("api") == "parallel"
+        if self.parallel:
+            self._spaces: dict[str, Any] = {}
+        else:
+            self.env.action_space.seed(int(self.rng.integers(2**31)))
+        self._spec = env_spec
+        self._metrics: dict[str, float] | None = None
+
+    def train(self, amount: int) -> None:
+        """Random search has nothing to learn."""
+
+    def _agent_space(self, agent: str) -> Any:
+        if agent not in self._spaces:
+            space = self.env.action_space(agent)
+            space.seed(int(self.rng.integers(2**31)))
+            self._spaces[agent] = space
+        return self._spaces[agent]
+
+    def _act_one(self, agent: str, obs: Any, info: dict[str, Any]) -> Any:
+        mask = None
+        if isinstance(obs, dict) and "action_mask" in obs:
+            mask = np.asarray(obs["action_mask"], dtype=bool)
+        elif isinstance(info, dict) and "action_mask" in info:
+            mask = np.asarray(info["action_mask"], dtype=bool)
+        if mask is None:
+            return self._agent_space(agent).sample()
+        legal = np.flatnonzero(mask)
+        if legal.size == 0:
+            raise ValueError(f"action mask of {agent!r} has no legal action")
+        return int(self.rng.choice(legal))
+
+    def act(self, obs: Any, info: dict[str, Any]) -> Any:
+        if self.parallel:
+            return {a: self._act_one(a, o, (info or {}).get(a, {})) for a, o in obs.items()}
+        mask = _mask(self.env, obs, info)
+        if mask is None:
+            return self.env.action_space.sample()
+        legal = np.flatnonzero(mask)
+        if legal.size == 0:
+            raise ValueError("action mask has no legal action")
+        return int(self.rng.choice(legal))
+
+    def metrics(self) -> dict[str, float]:
+        if self._metrics is None:
+            self._metrics = {}
+            if self._spec.get("family") == "dag" and self._spec.get("exact"):
+                import torch
+
+                from gymgen.dag.exact import tv_exact
+
+                inner = self.env.unwrapped
+                enum = inner.enumeration
+                if enum is not None:
+                    p = enum.terminating_distribution(lambda s: torch.zeros(s.shape[0], inner.n_actions))
+                    self._metrics["tv_exact"] = tv_exact(p, enum.true_distribution())
+        return dict(self._metrics)
+
+
+def make_random_agent(env_spec: dict[str, Any], seed: int, budget: Budget, config: dict[str, Any]) -> RandomAgent:
+    """Factory of the uniform-random baseline (the 0 of score normalisation)."""
+    if config:
+        raise ValueError(f"random agent takes no config, got keys {sorted(config)}")
+    return RandomAgent(env_spec, seed)

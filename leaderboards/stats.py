@@ -1,0 +1,64 @@
+"""Aggregate statistics (Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice").
+
+Scores are arrays ``(runs, tasks)`` per agent. Implemented with numpy + scipy (no ``arch``/``rliable``
+dependency): IQM, mean, stratified bootstrap percentile CIs, probability of improvement, performance
+profiles. Checked against hand-computed values in tests/leaderboards/test_stats.py.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy import stats as sps
+
+
+def normalise(score: np.ndarray, random: float, reference: float) -> np.ndarray:
+    """``(score - random) / (reference - random)``: random -> 0, reference -> 1 (works for lower-is-better
+    metrics too, e.g. tv_exact with reference 0). Raises when the two anchors coincide."""
+    if reference == random:
+        raise ValueError(f"cannot normalise: reference score {reference} equals the random score")
+    return (np.asarray(score, dtype=float) - random) / (reference - random)
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean over all runs and tasks: mean of the middle 50% (25% trimmed each side)."""
+    return float(sps.trim_mean(np.asarray(scores, dtype=float).reshape(-1), 0.25))
+
+
+def mean(scores: np.ndarray) -> float:
+    """Plain mean over all runs and tasks."""
+    return float(np.mean(scores))
+
+
+def stratified_bootstrap_ci(scores: np.ndarray, statistic: Callable[[np.ndarray], float], reps: int = 2000,
+                            ci: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile CI of ``statistic(scores)``, resampling runs with replacement within each task column."""
+    x = np.asarray(scores, dtype=float)
+    if x.ndim != 2:
+        raise ValueError(f"scores must be (runs, tasks), got shape {x.shape}")
+    n, t = x.shape
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(reps, n, t))
+    samples = x[idx, np.arange(t)[None, None, :]]
+    vals = np.array([statistic(s) for s in samples])
+    lo, hi = np.percentile(vals, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) averaged over tasks: per task the Mann-Whitney U of x vs y divided by n_x n_y (ties 1/2)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must be (runs, tasks) with the same tasks, got {x.shape} and {y.shape}")
+    per_task = []
+    for j in range(x.shape[1]):
+        a, b = x[:, j][:, None], y[:, j][None, :]
+        per_task.append(float(((a > b) + 0.5 * (a == b)).mean()))
+    return float(np.mean(per_task))
+
+
+def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """Fraction of runs with score > tau, averaged over tasks (run-score distribution), for each tau."""
+    x = np.asarray(scores, dtype=float)
+    return np.array([float(np.mean((x > tau).mean(axis=0))) for tau in np.asarray(taus, dtype=float)])
