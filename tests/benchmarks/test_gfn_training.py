@@ -36,7 +36,7 @@ def gymgen_tb_iteration():
 
 
 def torchgfn_tb_iteration():
-    pytest.importorskip("gfn")
+    pytest.importorskip("gfn.gflownet")  # torchgfn (a bare "gfn" could match a namespace folder)
     from gfn.estimators import DiscretePolicyEstimator
     from gfn.gflownet import TBGFlowNet
     from gfn.gym import HyperGrid

@@ -39,7 +39,7 @@ def _gymgen_stateful(b):
 
 
 def _torchgfn(b):
-    pytest.importorskip("gfn")
+    pytest.importorskip("gfn.gflownet")  # torchgfn (a bare "gfn" could match a namespace folder)
     from gfn.gym import HyperGrid
 
     env = HyperGrid(ndim=NDIM, height=HEIGHT)

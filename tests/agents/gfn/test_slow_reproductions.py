@@ -1,4 +1,4 @@
-"""Longer GFlowNet reproductions (``pytest -m slow tests/gfn``): minutes on one CPU core."""
+"""Longer GFlowNet reproductions (``pytest -m slow tests/agents/gfn``): minutes on one CPU core."""
 
 import pytest
 
