@@ -1,0 +1,1 @@
+"""Shipped WorldSim checkpoints (safetensors; loaded without executing code)."""

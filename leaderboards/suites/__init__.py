@@ -1,0 +1,1 @@
+"""Built-in leaderboard suites (TOML), found by name: `gymgen leaderboard run quick`."""
