@@ -53,10 +53,10 @@ def claim_egfn(seeds, budget_rew=4000):
 
 
 def claim_rbs(seeds, iters=300):
-    """Goal-conditioned 2-D grid H=16 (goals uniform over all 256 cells): success rate at equal reward calls."""
-    env_kw = dict(ndim=2, height=16)
-    runs = {m: (lambda s, m=m: rbs.train(grid(**env_kw), rbs.RBSConfig(mode=m, n_iterations=iters, batch_size=64, seed=s, eval_goals=1024))) for m in rbs.MODES}
-    return "success_rate", env_kw, {"reward_evaluations": iters * 64}, runs
+    """Registered gymgen/GCHyperGrid-v0, height 16 (env goals uniform over 256 cells): env success rate at equal reward calls."""
+    env_kw = dict(height=16)
+    runs = {m: (lambda s, m=m: rbs.train(gymgen.make_batched("gymgen/GCHyperGrid-v0", batch_size=1, **env_kw), rbs.RBSConfig(mode=m, n_iterations=iters, batch_size=64, seed=s, eval_goals=1024))) for m in rbs.MODES}
+    return "success_rate", {"id": "gymgen/GCHyperGrid-v0", **env_kw}, {"reward_evaluations": iters * 64}, runs
 
 
 def claim_flows(seeds, iters=200):

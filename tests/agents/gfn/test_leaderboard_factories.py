@@ -7,7 +7,9 @@ from gymgen.agents.gfn.leaderboard import AGENT_IDS, TRAINERS, train_agent, Lead
 
 @pytest.mark.parametrize("agent_id", sorted(TRAINERS))
 def test_factory_respects_budget(agent_id):
-    pol = TRAINERS[agent_id]("gymgen/HyperGrid-v0", {"ndim": 2, "height": 4}, 0, {"reward_evaluations": 96}, {"batch_size": 16, "hidden": 32})
+    # gfn.rbs is goal-conditioned: it trains on the goal-conditioned grid
+    env_id, kw = ("gymgen/GCHyperGrid-v0", {"height": 4}) if agent_id == "gfn.rbs" else ("gymgen/HyperGrid-v0", {"ndim": 2, "height": 4})
+    pol = TRAINERS[agent_id](env_id, kw, 0, {"reward_evaluations": 96}, {"batch_size": 16, "hidden": 32})
     c = pol.counters
     assert 96 <= c.reward_evaluations < 96 + 16 + 40  # stops at the first batch over budget (EGFN adds its population)
     assert "tv_exact" in pol.history[-1] or "success_rate" in pol.history[-1]

@@ -21,9 +21,9 @@ def test_flow_methods_match_tb_on_8x8(mod, cfg):
     assert pol.history[-1]["tv_exact"] < 0.06
 
 
-def test_rbs_success_rate_above_plain_and_her_on_16x16():
+def test_rbs_success_rate_above_plain_and_her_on_gc_grid_16():
     rates = {}
     for mode in rbs.MODES:
-        env = gymgen.make_batched("gymgen/HyperGrid-v0", ndim=2, height=16, batch_size=1)
+        env = gymgen.make_batched("gymgen/GCHyperGrid-v0", height=16, batch_size=1)
         rates[mode] = rbs.train(env, rbs.RBSConfig(mode=mode, n_iterations=300, batch_size=64, seed=0)).history[-1]["success_rate"]
     assert rates["rbs"] > rates["plain"] and rates["rbs"] > rates["her"], rates
