@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
+from gymgen.marl.smaclite.dynamics import _IDLE, _MOVE, _TARGET, Flags, tick, unit_props
 from gymgen.marl.smaclite.maps import MapSpec, get_map
 from gymgen.marl.smaclite.units import MIN_ATTACK_RANGE, UNIT_INDEX, UNIT_TABLE_VERSION, UNITS
 
@@ -18,11 +19,8 @@ MOVE_AMOUNT = 2.0
 KILL_BONUS = 10.0
 WIN_BONUS = 200.0
 REWARD_SCALE = 20.0
-ENEMY_KEEP_IN_SIGHT = False
 ATTACK_SLACK = 1.0  # attack j is available up to this far beyond weapon reach (edge distance)
 
-# Order kinds of allied units (set from actions each step).
-_IDLE, _MOVE, _TARGET = 0, 1, 2
 _DIRS = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])  # N, S, E, W
 
 
@@ -127,6 +125,10 @@ class SMACLite(MultiAgentBatchedEnv):
         names = m.race_types if m.race else (*m.allies, *m.enemies)
         self.has_healer = any(UNITS[UNIT_INDEX[n]].heal > 0 for n in (m.race_types if m.race else m.allies))
         self.has_splash = any(UNITS[UNIT_INDEX[n]].splash > 0 for n in names)
+        kinds = [UNITS[UNIT_INDEX[n]] for n in names]
+        self.flags = Flags(healer=any(u.heal > 0 for u in kinds), splash=self.has_splash,
+                           suicide=any(u.suicide for u in kinds), shield=any(u.shield > 0 for u in kinds),
+                           armor=any(u.armor > 0 for u in kinds))
         shielded = {n for n in UNIT_INDEX if UNITS[UNIT_INDEX[n]].shield > 0}
         self.ally_shield = int(any(n in shielded for n in (m.race_types if m.race else m.allies)))
         self.enemy_shield = int(any(n in shielded for n in (m.race_types if m.race else m.enemies)))
@@ -153,6 +155,10 @@ class SMACLite(MultiAgentBatchedEnv):
             torch.zeros(self.N, 0, dtype=torch.long, device=dev)
         f32 = dict(dtype=torch.float32, device=dev)
         self.utype = torch.zeros(B, U, dtype=torch.long, device=dev)
+        if m.race is None:  # fixed maps: the unit types never change (props are computed once, here)
+            self.utype[:] = torch.tensor([UNIT_INDEX[n] for n in (*m.allies, *m.enemies)], device=dev)
+        else:  # placeholder until the first reset draws the types
+            self.utype[:] = UNIT_INDEX[m.race_types[0]]
         self.pos = torch.zeros(B, U, 2, **f32)
         self.hp = torch.zeros(B, U, **f32)
         self.shield = torch.zeros(B, U, **f32)
@@ -160,6 +166,7 @@ class SMACLite(MultiAgentBatchedEnv):
         self.alive = torch.zeros(B, U, dtype=torch.bool, device=dev)
         self.target = torch.full((B, U), -1, dtype=torch.long, device=dev)
         self.last_attacker = torch.full((B, U), -1, dtype=torch.long, device=dev)
+        self.locked = torch.zeros(B, self.M, dtype=torch.bool, device=dev)  # enemy target acquired in reach
         self.order = torch.zeros(B, self.N, dtype=torch.long, device=dev)
         self.move_dir = torch.zeros(B, self.N, 2, **f32)
         self.move_left = torch.zeros(B, self.N, **f32)
@@ -167,17 +174,24 @@ class SMACLite(MultiAgentBatchedEnv):
         self.t = torch.zeros(B, dtype=torch.long, device=dev)
         self.last_action = torch.zeros(B, self.N, dtype=torch.long, device=dev)
         self.done = torch.zeros(B, dtype=torch.bool, device=dev)
-        self._props(None)
+        self._props()
         self._finish_init()
 
     # ---- unit properties (gathered from the table by unit type) -------------------------------
-    def _props(self, mask: torch.Tensor | None) -> None:
+    def _props(self) -> None:
         T, ut = self.T, self.utype
         self.p = {k: v[ut] for k, v in T.items()}
         self.p["type_local"] = self._type_local[ut]
         self.max_health = self.p["hp"] + self.p["shield"]
         enemy_total = self.max_health[:, self.N:].sum(-1)
         self.max_reward = self.M * KILL_BONUS + WIN_BONUS + enemy_total
+        N = self.N
+        reach = self.p["range"][:, :N].unsqueeze(-1) + self.p["radius"][:, :N].unsqueeze(-1) + self.p["radius"][:, N:].unsqueeze(1)
+        # attack j is available up to ATTACK_SLACK beyond weapon reach, and at least MIN_ATTACK_RANGE
+        self._attack_reach = torch.maximum(reach + ATTACK_SLACK, self.p["avail_range"][:, :N].unsqueeze(-1))
+        self._onehot = (torch.nn.functional.one_hot(self.p["type_local"], self.type_bits).float() if self.type_bits
+                        else self.hp.new_zeros(*self.hp.shape, 0))
+        self._q = unit_props({k: v for k, v in self.p.items() if k != "type_local"}, self.N, self.flags, TICK_SECONDS)
 
     def seed_rng(self, seed: int) -> None:
         self.rng.manual_seed(int(seed))
@@ -249,13 +263,15 @@ class SMACLite(MultiAgentBatchedEnv):
             self.utype[rows] = types
             self.pos[rows] = pos
             self.attack_point[rows] = attack
-            self._props(None)
+            if self.map.race is not None:  # fixed maps never change unit types
+                self._props()
             self.hp[rows] = self.p["hp"][rows]
             self.shield[rows] = self.p["shield"][rows]
             self.cooldown[rows] = 0.0
             self.alive[rows] = True
             self.target[rows] = -1
             self.last_attacker[rows] = -1
+            self.locked[rows] = False
             self.order[rows] = _IDLE
             self.move_left[rows] = 0.0
             self.t[rows] = 0
@@ -263,144 +279,20 @@ class SMACLite(MultiAgentBatchedEnv):
             self.done[rows] = False
         return self._observe()
 
-    # ---- one tick of the world ---------------------------------------------------------------
-    def _tick(self) -> None:
-        p, N, U, dt = self.p, self.N, self.U, TICK_SECONDS
-        B = self.num_envs
-        alive = self.alive
-        diff = self.pos.unsqueeze(2) - self.pos.unsqueeze(1)  # (B, U, U, 2): pos_i - pos_j
-        dist = (diff * diff).sum(-1).sqrt()
-        reach = p["range"].unsqueeze(2) + p["radius"].unsqueeze(2) + p["radius"].unsqueeze(1)  # edge range
-        healer = p["heal"] > 0
-        pair_alive = alive.unsqueeze(2) & alive.unsqueeze(1)
-        big = torch.tensor(1e6, device=self.device)
+    # ---- batch-last view of the state for the ticks (see ``dynamics``) -----------------------------
+    def _to_batch_last(self) -> dict[str, torch.Tensor]:
+        pos = self.pos.permute(2, 1, 0).contiguous()
+        c = lambda t: t.t().contiguous()  # noqa: E731
+        return {"x": pos[0], "y": pos[1], "hp": c(self.hp), "shield": c(self.shield), "cooldown": c(self.cooldown),
+                "alive": c(self.alive), "target": c(self.target), "last_attacker": c(self.last_attacker),
+                "locked": c(self.locked), "order": c(self.order), "move_dx": c(self.move_dir[..., 0]),
+                "move_dy": c(self.move_dir[..., 1]), "move_left": c(self.move_left),
+                "attack_x": self.attack_point[:, 0], "attack_y": self.attack_point[:, 1]}
 
-        # -- target selection ------------------------------------------------------------------
-        tgt = self.target.clone()
-        tgt_ok = (tgt >= 0) & alive
-        tgt_alive = torch.gather(alive, 1, tgt.clamp(min=0)) & tgt_ok
-        tgt = torch.where(tgt_alive, tgt, torch.full_like(tgt, -1))
-        foe_alive = self.foe & pair_alive
-        if self.has_healer:  # healers target damaged biological friends; everyone else foes
-            friend_bio = (~self.foe & self.not_self) & pair_alive & ((p["attributes"] & 4) > 0).unsqueeze(1) \
-                & (self.hp < p["hp"]).unsqueeze(1)
-            cand = torch.where(healer.unsqueeze(2), friend_bio, foe_alive)
-        else:
-            cand = foe_alive
-        # allies: orders
-        ally_tgt = tgt[:, :N]
-        ally_tgt = torch.where(self.order == _TARGET, ally_tgt, torch.full_like(ally_tgt, -1))
-        # idle allies (and those whose ordered target died) auto-acquire the nearest candidate in reach
-        in_reach = cand & (dist <= reach)
-        nearest_reach = torch.where(in_reach, dist, big).min(-1)
-        auto = torch.where(nearest_reach.values < big, nearest_reach.indices, torch.full_like(nearest_reach.indices, -1))
-        ally_tgt = torch.where((self.order != _MOVE) & (ally_tgt < 0), auto[:, :N], ally_tgt)
-        # enemies: keep a visible target, else nearest candidate in sight; retaliate if target out of reach
-        in_sight = cand[:, N:] & (dist[:, N:] <= p["sight"][:, N:].unsqueeze(2))
-        nearest_sight = torch.where(in_sight, dist[:, N:], big).min(-1)
-        seen = torch.cat([torch.full((B, N), -1, dtype=torch.long, device=self.device),
-                          torch.where(nearest_sight.values < big, nearest_sight.indices, torch.full_like(nearest_sight.indices, -1))], 1)
-        e_tgt = tgt[:, N:]
-        cur_d = torch.gather(dist[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        cur_r = torch.gather(reach[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        valid = (e_tgt >= 0) & torch.gather(cand[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        if ENEMY_KEEP_IN_SIGHT:
-            keep = valid & (cur_d <= p["sight"][:, N:])
-            e_tgt = torch.where(keep, e_tgt, seen[:, N:])
-        else:  # keep a target in reach; else a random one in reach; else chase the nearest in sight
-            keep = valid & (cur_d <= cur_r)
-            # acquire a uniformly random candidate within reach (SC2-like: no focus fire), else chase
-            pick = torch.where(in_reach[:, N:], self._rand(B, self.M, U), big).min(-1)
-            rand_reach = torch.where(pick.values < big, pick.indices, torch.full_like(pick.indices, -1))
-            e_tgt = torch.where(keep, e_tgt, torch.where(rand_reach >= 0, rand_reach, seen[:, N:]))
-        att = self.last_attacker[:, N:]
-        att_ok = (att >= 0) & torch.gather(alive, 1, att.clamp(min=0)) & ~healer[:, N:]
-        cur_reach = torch.gather(reach[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        cur_d = torch.gather(dist[:, N:], 2, e_tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        out_of_reach = (e_tgt < 0) | (cur_d > cur_reach)
-        e_tgt = torch.where(att_ok & out_of_reach, att, e_tgt)
-        tgt = torch.cat([ally_tgt, e_tgt], 1)
-        tgt = torch.where(alive, tgt, torch.full_like(tgt, -1))
-        self.target = tgt
-
-        has_t = tgt >= 0
-        tc = tgt.clamp(min=0)
-        d_t = torch.gather(dist, 2, tc.unsqueeze(-1)).squeeze(-1)
-        r_t = torch.gather(reach, 2, tc.unsqueeze(-1)).squeeze(-1)
-        in_range = has_t & (d_t <= r_t)
-
-        # -- fire / heal ---------------------------------------------------------------------------
-        fire = in_range & (self.cooldown <= 0) & ~healer & alive
-        heal = in_range & healer & alive
-        hull = self.hp.clone()
-        sh = self.shield.clone()
-        t_attr = torch.gather(p["attributes"], 1, tc)
-        per_attack = p["damage"] + p["bonus"] * ((t_attr & p["bonus_vs"]) > 0).float()
-        total = per_attack * p["attacks"] * fire.float()
-        t_armor = torch.gather(p["armor"], 1, tc) * p["attacks"]
-        dmg_in_raw = torch.zeros(B, U, device=self.device)
-        armor_in = torch.zeros(B, U, device=self.device)
-        if self.has_splash:
-            splash = fire & (p["splash"] > 0)
-            d_from_t = torch.gather(dist, 1, tc.unsqueeze(-1).expand(-1, -1, U))  # (B, U_firer, U_victim)
-            hit = splash.unsqueeze(-1) & foe_alive & (d_from_t <= p["splash"].unsqueeze(-1))
-            direct = fire & ~splash
-            dmg_in_raw += (hit.float() * total.unsqueeze(-1)).sum(1)
-            armor_in += (hit.float() * p["attacks"].unsqueeze(-1) * p["armor"].unsqueeze(1)).sum(1)
-        else:
-            direct = fire
-        dmg_in_raw.scatter_add_(1, tc, total * direct.float())
-        armor_in.scatter_add_(1, tc, t_armor * direct.float())
-        to_shield = torch.minimum(sh, dmg_in_raw)
-        rest = dmg_in_raw - to_shield
-        hull_dmg = (rest - armor_in).clamp(min=0) + 0.5 * (rest > 0).float() * ((rest - armor_in) <= 0).float()
-        heal_in = torch.zeros(B, U, device=self.device).scatter_add_(1, tc, p["heal"] * dt * heal.float())
-        self.shield = sh - to_shield
-        self.hp = torch.minimum(hull - hull_dmg + heal_in, p["hp"])
-        jitter = self._rand(B, U) * dt
-        self.cooldown = torch.where(fire, p["cooldown"] + jitter, self.cooldown - dt)
-        # remember one attacker per victim (for retaliation); non-firing units write to a dummy column
-        slot = torch.where(fire, tc, torch.full_like(tc, U))
-        ids = torch.arange(U, device=self.device).expand(B, -1)
-        got_hit = torch.full((B, U + 1), -1, dtype=torch.long, device=self.device).scatter_(1, slot, ids)[:, :U]
-        self.last_attacker = torch.where(got_hit >= 0, got_hit, self.last_attacker)
-        died = alive & ((self.hp <= 0) | (fire & p["suicide"]))
-        self.alive = alive & ~died
-
-        # -- movement ------------------------------------------------------------------------------
-        t_pos = torch.gather(self.pos, 1, tc.unsqueeze(-1).expand(-1, -1, 2))
-        to_t = t_pos - self.pos
-        chase = has_t & ~in_range & self.alive
-        step_len = torch.minimum(p["speed"] * dt, (d_t - r_t).clamp(min=0) + 1e-3)
-        vel = torch.where(chase.unsqueeze(-1), to_t / d_t.clamp(min=1e-6).unsqueeze(-1) * step_len.unsqueeze(-1),
-                          torch.zeros_like(to_t))
-        # allies with a move order
-        mv = (self.order == _MOVE) & (self.move_left > 0) & self.alive[:, :N]
-        m_len = torch.minimum(p["speed"][:, :N] * dt, self.move_left)
-        vel[:, :N] = torch.where(mv.unsqueeze(-1), self.move_dir * m_len.unsqueeze(-1), vel[:, :N])
-        self.move_left = torch.where(mv, self.move_left - m_len, self.move_left)
-        self.order = torch.where((self.order == _MOVE) & (self.move_left <= 0), torch.full_like(self.order, _IDLE), self.order)
-        # enemies without a target attack-move toward the allies' start
-        idle_e = (tgt[:, N:] < 0) & self.alive[:, N:]
-        # attack-move to the allies' start; once there, walk to the nearest live ally (no stalling)
-        ap = self.attack_point.unsqueeze(1).expand(-1, self.M, -1)
-        d_ea = torch.where(self.alive[:, :N].unsqueeze(1), dist[:, N:, :N], big)
-        near_ally = torch.gather(self.pos[:, :N], 1, d_ea.argmin(-1).unsqueeze(-1).expand(-1, -1, 2))
-        arrived = (ap - self.pos[:, N:]).norm(dim=-1, keepdim=True) < 1.5
-        to_ap = torch.where(arrived, near_ally, ap) - self.pos[:, N:]
-        ap_d = to_ap.norm(dim=-1, keepdim=True)
-        e_len = torch.minimum(p["speed"][:, N:].unsqueeze(-1) * dt, ap_d)
-        vel[:, N:] = torch.where(idle_e.unsqueeze(-1), to_ap / ap_d.clamp(min=1e-6) * e_len, vel[:, N:])
-        pos = self.pos + vel
-        # collision push-apart between live ground units, resolving the overlaps present at the start
-        # of the tick (one distance matrix per tick)
-        ground = (self.alive & ~p["air"]).float()
-        pair = ground.unsqueeze(2) * ground.unsqueeze(1)  # self-pairs have diff 0, so they push nothing
-        dd = dist.clamp(min=1e-4)
-        overlap = ((p["radius"].unsqueeze(2) + p["radius"].unsqueeze(1)) - dd).clamp(min=0) * pair
-        push = (diff / dd.unsqueeze(-1) * (0.5 * overlap).unsqueeze(-1)).sum(2)
-        S = self.map.map_size
-        self.pos = torch.where(self.alive.unsqueeze(-1), (pos + push).clamp(0.0, S), self.pos)
+    def _from_batch_last(self, s: dict[str, torch.Tensor]) -> None:
+        self.pos = torch.stack([s["x"], s["y"]]).permute(2, 1, 0)
+        for k in ("hp", "shield", "cooldown", "alive", "target", "last_attacker", "locked", "order", "move_left"):
+            setattr(self, k, s[k].t())
 
     # ---- env step ------------------------------------------------------------------------------
     def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None):
@@ -422,8 +314,11 @@ class SMACLite(MultiAgentBatchedEnv):
         self.target[:, :N] = torch.where(is_tgt, tgt_index, torch.full_like(action, -1))
         enemy_health = (self.hp[:, N:] + self.shield[:, N:]) * self.alive[:, N:].float()
         enemy_alive = self.alive[:, N:].clone()
-        for _ in range(TICKS_PER_STEP):
-            self._tick()
+        s = self._to_batch_last()
+        jitter = torch.rand(TICKS_PER_STEP, self.U, self.num_envs, generator=self.rng, device=dev) * TICK_SECONDS
+        for k in range(TICKS_PER_STEP):
+            tick(s, self._q, N, self.flags, jitter[k], self.map.map_size, TICK_SECONDS)
+        self._from_batch_last(s)
         self.t += 1
         new_health = (self.hp[:, N:] + self.shield[:, N:]).clamp(min=0) * self.alive[:, N:].float()
         kills = (enemy_alive & ~self.alive[:, N:]).sum(-1).float()
@@ -448,15 +343,10 @@ class SMACLite(MultiAgentBatchedEnv):
                 "episode_limit": truncated}
         return obs, reward.unsqueeze(-1).expand(-1, N).contiguous(), terminated, truncated, info
 
-    _state_keys = ("pos", "hp", "shield", "cooldown", "alive", "target", "last_attacker", "order", "move_dir",
+    _state_keys = ("pos", "hp", "shield", "cooldown", "alive", "target", "last_attacker", "locked", "order", "move_dir",
                    "move_left", "t", "last_action", "done")
 
     # ---- observations ----------------------------------------------------------------------------
-    def _type_onehot(self, idx: slice) -> torch.Tensor:
-        if self.type_bits == 0:
-            return self.hp[:, idx].new_zeros(*self.hp[:, idx].shape, 0)
-        return torch.nn.functional.one_hot(self.p["type_local"][:, idx], self.type_bits).float()
-
     @property
     def action_mask(self) -> torch.Tensor:
         """``(B, N, n_actions)`` bool: the current available-action mask (cached at the last reset/step)."""
@@ -464,6 +354,17 @@ class SMACLite(MultiAgentBatchedEnv):
 
     def avail_actions(self) -> torch.Tensor:
         """``(B, N, n_actions)`` bool: SMAC's available-action mask of every agent."""
+        return self._avail(self._enemy_rel()[2])
+
+    def _enemy_rel(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(dx, dy, dist)`` from every agent to every enemy, each ``(B, N, M)``."""
+        N = self.N
+        x, y = self.pos[..., 0], self.pos[..., 1]
+        dx = x[:, N:].unsqueeze(1) - x[:, :N].unsqueeze(2)
+        dy = y[:, N:].unsqueeze(1) - y[:, :N].unsqueeze(2)
+        return dx, dy, torch.sqrt(dx * dx + dy * dy)
+
+    def _avail(self, de: torch.Tensor) -> torch.Tensor:
         N, M, p = self.N, self.M, self.p
         B, dev = self.num_envs, self.device
         a_alive = self.alive[:, :N]
@@ -472,78 +373,111 @@ class SMACLite(MultiAgentBatchedEnv):
         mask[..., 1] = a_alive
         S = self.map.map_size
         pa = self.pos[:, :N]
-        mv = torch.stack([pa[..., 1] + MOVE_AMOUNT <= S, pa[..., 1] - MOVE_AMOUNT >= 0,
-                          pa[..., 0] + MOVE_AMOUNT <= S, pa[..., 0] - MOVE_AMOUNT >= 0], -1)
-        mask[..., 2:6] = mv & a_alive.unsqueeze(-1)
-        rng_ = p["avail_range"][:, :N].unsqueeze(-1)
-        de = (pa.unsqueeze(2) - self.pos[:, N:].unsqueeze(1)).norm(dim=-1)
-        reach = p["range"][:, :N].unsqueeze(-1) + p["radius"][:, :N].unsqueeze(-1) + p["radius"][:, N:].unsqueeze(1)
-        att = a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1) & (de <= torch.maximum(reach + ATTACK_SLACK, rng_))
-        healer = (p["heal"][:, :N] > 0).unsqueeze(-1)
-        mask[..., 6:6 + M] = att & ~healer
+        hi = (pa + MOVE_AMOUNT) <= S
+        lo = (pa - MOVE_AMOUNT) >= 0
+        mv = mask[..., 2:6]
+        mv[..., 0], mv[..., 1], mv[..., 2], mv[..., 3] = hi[..., 1], lo[..., 1], hi[..., 0], lo[..., 0]  # N S E W
+        mv &= a_alive.unsqueeze(-1)
+        att = (de <= self._attack_reach) & a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1)
         if self.has_healer:
-            da = (pa.unsqueeze(2) - pa.unsqueeze(1)).norm(dim=-1)
+            healer = (p["heal"][:, :N] > 0).unsqueeze(-1)
+            mask[..., 6:6 + M] = att & ~healer
+            pa_x, pa_y = pa[..., 0], pa[..., 1]
+            ddx, ddy = pa_x.unsqueeze(2) - pa_x.unsqueeze(1), pa_y.unsqueeze(2) - pa_y.unsqueeze(1)
+            da = torch.sqrt(ddx * ddx + ddy * ddy)
             bio = ((p["attributes"][:, :N] & 4) > 0).unsqueeze(1)
+            rng_ = p["avail_range"][:, :N].unsqueeze(-1)
             h = a_alive.unsqueeze(-1) & a_alive.unsqueeze(1) & bio & (da <= rng_) & self.not_self[:N, :N]
             mask[..., 6:6 + N] |= h & healer
+        else:
+            mask[..., 6:6 + M] = att
         return mask
 
     def _observe(self) -> dict[str, torch.Tensor]:
         N, M, p = self.N, self.M, self.p
-        mask = self.avail_actions()
+        B, dev = self.num_envs, self.device
+        dx, dy, d = self._enemy_rel()
+        mask = self._avail(d)
         self._mask = mask
         a_alive = self.alive[:, :N]
-        pa, pe = self.pos[:, :N], self.pos[:, N:]
         sight = p["sight"][:, :N].unsqueeze(-1)
+        inv_sight = 1.0 / sight
         health = self.hp / p["hp"]
         shield = self.shield / p["shield"].clamp(min=1.0)
-        # enemies
-        rel = pe.unsqueeze(1) - pa.unsqueeze(2)  # (B, N, M, 2)
-        d = rel.norm(dim=-1)
-        vis = a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1) & (d < sight)
-        ef = [mask[..., 6:6 + M].float() * (p["heal"][:, :N] <= 0).float().unsqueeze(-1),
-              d / sight, rel[..., 0] / sight, rel[..., 1] / sight, health[:, N:].unsqueeze(1).expand(-1, N, -1)]
+        onehot = self._onehot
+        obs = torch.empty(B, N, self.obs_dim, device=dev)
+        obs[..., :4] = mask[..., 2:6]
+        # enemies: [attackable, dist, dx, dy, hp, (shield), (type)] within sight
+        E = obs[..., 4:4 + M * self.enemy_feats].unflatten(-1, (M, self.enemy_feats))
+        E[..., 0] = mask[..., 6:6 + M]
+        if self.has_healer:
+            E[..., 0] *= (p["heal"][:, :N] <= 0).unsqueeze(-1)
+        E[..., 1] = d * inv_sight
+        E[..., 2] = dx * inv_sight
+        E[..., 3] = dy * inv_sight
+        E[..., 4] = health[:, N:].unsqueeze(1)
+        k = 5
         if self.enemy_shield:
-            ef.append(shield[:, N:].unsqueeze(1).expand(-1, N, -1))
-        ef = torch.stack(ef, -1)
+            E[..., 5] = shield[:, N:].unsqueeze(1)
+            k = 6
         if self.type_bits:
-            ef = torch.cat([ef, self._type_onehot(slice(N, None)).unsqueeze(1).expand(-1, N, -1, -1)], -1)
-        ef = ef * vis.unsqueeze(-1).float()
-        # other allies
-        oth = self.ally_others
-        po = pa[:, oth]  # (B, N, N-1, 2)
-        rel_a = po - pa.unsqueeze(2)
-        d_a = rel_a.norm(dim=-1)
-        vis_a = a_alive.unsqueeze(-1) & a_alive[:, oth] & (d_a < sight)
-        af = [vis_a.float(), d_a / sight, rel_a[..., 0] / sight, rel_a[..., 1] / sight, health[:, :N][:, oth]]
+            E[..., k:] = onehot[:, N:].unsqueeze(1)
+        vis = (d < sight) & a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1)
+        E *= vis.unsqueeze(-1)
+        # other allies: [visible, dist, dx, dy, hp, (shield), (type)] within sight
+        o0 = 4 + M * self.enemy_feats
+        if N > 1:
+            oth = self.ally_others
+            x, y = self.pos[:, :N, 0], self.pos[:, :N, 1]
+            ax, ay = x[:, oth] - x.unsqueeze(2), y[:, oth] - y.unsqueeze(2)
+            d_a = torch.sqrt(ax * ax + ay * ay)
+            vis_a = (d_a < sight) & a_alive.unsqueeze(-1) & a_alive[:, oth]
+            A = obs[..., o0:o0 + (N - 1) * self.ally_feats].unflatten(-1, (N - 1, self.ally_feats))
+            A[..., 0] = vis_a
+            A[..., 1] = d_a * inv_sight
+            A[..., 2] = ax * inv_sight
+            A[..., 3] = ay * inv_sight
+            A[..., 4] = health[:, oth]
+            k = 5
+            if self.ally_shield:
+                A[..., 5] = shield[:, oth]
+                k = 6
+            if self.type_bits:
+                A[..., k:] = onehot[:, oth]
+            A *= vis_a.unsqueeze(-1)
+        own = obs[..., o0 + (N - 1) * self.ally_feats:]
+        own[..., 0] = health[:, :N]
         if self.ally_shield:
-            af.append(shield[:, :N][:, oth])
-        af = torch.stack(af, -1)
+            own[..., 1] = shield[:, :N]
         if self.type_bits:
-            af = torch.cat([af, self._type_onehot(slice(0, N))[:, oth]], -1)
-        af = af * vis_a.unsqueeze(-1).float()
-        own = [health[:, :N].unsqueeze(-1)]
-        if self.ally_shield:
-            own.append(shield[:, :N].unsqueeze(-1))
-        own.append(self._type_onehot(slice(0, N)))
-        own = torch.cat(own, -1)
-        B = self.num_envs
-        obs = torch.cat([mask[..., 2:6].float(), ef.reshape(B, N, -1), af.reshape(B, N, -1), own], -1)
-        obs = (obs * a_alive.unsqueeze(-1).float()).clamp(-1.0, 1.0)
-        # global state
+            own[..., 1 + self.ally_shield:] = onehot[:, :N]
+        obs *= a_alive.unsqueeze(-1)
+        obs.clamp_(-1.0, 1.0)
+        # global state: per ally [hp, cooldown, x, y, (shield), (type)], per enemy [hp, x, y, (shield), (type)]
         c = self.map.map_size / 2.0
-        xy = (self.pos - c) / c
-        alive_f = self.alive.float()
-        st_a = [health[:, :N], (self.cooldown[:, :N] / p["cooldown"][:, :N]).clamp(0, 1), xy[:, :N, 0], xy[:, :N, 1]]
+        fa, fe = 4 + self.ally_shield + self.type_bits, 3 + self.enemy_shield + self.type_bits
+        state = torch.empty(B, self.state_dim, device=dev)
+        SA = state[:, :N * fa].unflatten(-1, (N, fa))
+        SA[..., 0] = health[:, :N]
+        SA[..., 1] = (self.cooldown[:, :N] / p["cooldown"][:, :N]).clamp(0, 1)
+        SA[..., 2:4] = (self.pos[:, :N] - c) / c
         if self.ally_shield:
-            st_a.append(shield[:, :N])
-        st_a = torch.cat([torch.stack(st_a, -1), self._type_onehot(slice(0, N))], -1) * alive_f[:, :N].unsqueeze(-1)
-        st_e = [health[:, N:], xy[:, N:, 0], xy[:, N:, 1]]
+            SA[..., 4] = shield[:, :N]
+        if self.type_bits:
+            SA[..., 4 + self.ally_shield:] = onehot[:, :N]
+        SA *= self.alive[:, :N].unsqueeze(-1)
+        SE = state[:, N * fa:N * fa + M * fe].unflatten(-1, (M, fe))
+        SE[..., 0] = health[:, N:]
+        SE[..., 1:3] = (self.pos[:, N:] - c) / c
         if self.enemy_shield:
-            st_e.append(shield[:, N:])
-        st_e = torch.cat([torch.stack(st_e, -1), self._type_onehot(slice(N, None))], -1) * alive_f[:, N:].unsqueeze(-1)
-        last = torch.nn.functional.one_hot(self.last_action, self.n_actions).float()
-        state = torch.cat([st_a.reshape(B, -1), st_e.reshape(B, -1), last.reshape(B, -1)], -1).clamp(-1.0, 1.0)
+            SE[..., 3] = shield[:, N:]
+        if self.type_bits:
+            SE[..., 3 + self.enemy_shield:] = onehot[:, N:]
+        SE *= self.alive[:, N:].unsqueeze(-1)
+        last = state[:, N * fa + M * fe:].unflatten(-1, (N, self.n_actions))
+        last.zero_()
+        last.scatter_(-1, self.last_action.unsqueeze(-1), 1.0)
+        state.clamp_(-1.0, 1.0)
         return {"observation": obs, "action_mask": mask, "state": state}
 
     # ---- rendering ---------------------------------------------------------------------------------

@@ -88,9 +88,13 @@ def _choose(env: SMACLite, mask: torch.Tensor, score: torch.Tensor, hold_margin:
 def focus_fire(env: SMACLite) -> torch.Tensor:
     """Everyone attacks the weakest (HP + shield) enemy it can reach; otherwise walks to the nearest enemy."""
     N = env.N
-    health = (env.hp[:, N:] + env.shield[:, N:]).unsqueeze(1).expand(-1, N, -1)
-    d = (env.pos[:, :N].unsqueeze(2) - env.pos[:, N:].unsqueeze(1)).norm(dim=-1)
-    return _choose(env, env.action_mask, health + 0.1 * d)  # ties (full health) go to the nearest
+    health = (env.hp[:, N:] + env.shield[:, N:]).unsqueeze(1)
+    live = env.alive[:, :N].float().unsqueeze(-1)
+    centre = (env.pos[:, :N] * live).sum(1, keepdim=True) / live.sum(1, keepdim=True).clamp(min=1)
+    d = (centre - env.pos[:, N:]).norm(dim=-1).unsqueeze(1)
+    # ties (e.g. all at full health) go to the enemy nearest the team's centre, the SAME enemy for every
+    # agent: a per-agent tie-break (each agent's own nearest) splits the fire at the start of the fight
+    return _choose(env, env.action_mask, (health + 0.1 * d).expand(-1, N, -1))
 
 
 def attack_nearest(env: SMACLite) -> torch.Tensor:

@@ -1,0 +1,209 @@
+"""One simulator tick of the SMAC-like battles, written for speed in a batch-last layout.
+
+Per-unit tensors are ``(U, B)`` and pairwise ones ``(U, U, B)`` (actor ``i``, other ``j``, battle ``b``),
+so broadcasts and reductions over units run over contiguous batch rows. Everything that depends only on
+unit types (reach, per-pair damage with attribute bonus, armor, masks) is computed once per reset in
+``unit_props``; ``tick`` then needs about 20 pairwise ops and skips healing, splash, suicide, shields and
+armor on maps whose units cannot use them. ``SMACLite`` converts its ``(B, U)`` state to this layout once
+per env step (not per tick) and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+BIG = 1e6
+BIOLOGICAL = 4  # attribute bit (units.BIOLOGICAL), targets of medivac heals
+_IDLE, _MOVE, _TARGET = 0, 1, 2
+
+
+@dataclass
+class Flags:
+    """Code paths a map can use (decided from the unit types that can appear in it)."""
+
+    healer: bool
+    splash: bool
+    suicide: bool
+    shield: bool
+    armor: bool
+
+
+def unit_props(p: dict[str, torch.Tensor], n_agents: int, flags: Flags, dt: float) -> dict[str, torch.Tensor]:
+    """Batch-last unit properties from the ``(B, U)`` per-unit table gather ``p`` (see ``SMACLite._props``)."""
+    ub = {k: v.t().contiguous() for k, v in p.items()}
+    U = ub["hp"].shape[0]
+    q: dict[str, torch.Tensor] = {
+        "hp": ub["hp"], "cooldown": ub["cooldown"], "step": ub["speed"] * dt, "sight": ub["sight"],
+        "reach": ub["range"].unsqueeze(1) + ub["radius"].unsqueeze(1) + ub["radius"].unsqueeze(0),
+        "rad_sum": ub["radius"].unsqueeze(1) + ub["radius"].unsqueeze(0),
+        "ground": ~ub["air"],
+    }
+    bonus = (ub["attributes"].unsqueeze(0) & ub["bonus_vs"].unsqueeze(1)) > 0  # (U_i, U_j, B)
+    q["damage"] = (ub["damage"].unsqueeze(1) + ub["bonus"].unsqueeze(1) * bonus.float()) * ub["attacks"].unsqueeze(1)
+    q["armor"] = ub["armor"].unsqueeze(0) * ub["attacks"].unsqueeze(1)
+    team = torch.arange(U, device=q["hp"].device) >= n_agents
+    q["foe"] = (team.unsqueeze(1) != team.unsqueeze(0)).unsqueeze(-1)  # (U, U, 1)
+    if flags.healer:
+        q["healer"] = ub["heal"] > 0
+        q["heal"] = ub["heal"] * dt
+        not_self = ~torch.eye(U, dtype=torch.bool, device=q["hp"].device).unsqueeze(-1)
+        bio = ((ub["attributes"] & BIOLOGICAL) > 0).unsqueeze(0)
+        q["friend_bio"] = ~q["foe"] & not_self & bio & q["healer"].unsqueeze(1)
+    if flags.splash:
+        q["splash"] = ub["splash"]
+    if flags.suicide:
+        q["suicide"] = ub["suicide"]
+    if flags.shield:
+        q["shield"] = ub["shield"]
+    return q
+
+
+def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, flags: Flags,
+         jitter: torch.Tensor, map_size: float, dt: float) -> None:
+    """Advance the batch-last state ``s`` by one tick in place (keys: see ``SMACLite._to_batch_last``).
+
+    Order of events: targets (allies follow orders or auto-acquire the nearest foe in reach; enemies keep
+    a target they acquired in reach while it stays in reach, else acquire their own nearest foe in reach,
+    else chase the nearest foe in sight, and retaliate when nothing is in reach), fire / heal, deaths,
+    movement (chase, ordered moves, attack-move), collision push-apart.
+    """
+    N = n_agents
+    x, y, alive = s["x"], s["y"], s["alive"]
+    dx = x.unsqueeze(1) - x.unsqueeze(0)  # (U, U, B): x_i - x_j
+    dy = y.unsqueeze(1) - y.unsqueeze(0)
+    dist = torch.addcmul(dx * dx, dy, dy).sqrt_()
+    pair_alive = alive.unsqueeze(1) & alive.unsqueeze(0)
+    cand = q["foe"] & pair_alive
+    if flags.healer:  # medivacs target damaged biological friends instead of foes
+        damaged = (s["hp"] < q["hp"]).unsqueeze(0)
+        cand = torch.where(q["healer"].unsqueeze(1), q["friend_bio"] & pair_alive & damaged, cand)
+    dm = torch.where(cand, dist, BIG)  # distance to candidates, BIG elsewhere
+    reach = q["reach"]
+    # nearest candidate in reach (auto-acquire) and nearest candidate at all (chase)
+    in_reach_d = torch.where(dm <= reach, dm, BIG)
+    nr_val, nr_idx = in_reach_d.min(1)
+    near_val, near_idx = dm.min(1)
+    has_reach = nr_val < BIG
+    auto = torch.where(has_reach, nr_idx, -1)
+
+    tgt = s["target"]
+    tc = tgt.clamp(min=0).unsqueeze(1)
+    dm_t = dm.gather(1, tc).squeeze(1)
+    valid = (tgt >= 0) & (dm_t < BIG)  # current target still a live candidate
+    # allies: a valid ordered target is kept (chased); otherwise units not ordered to move auto-acquire
+    order = s["order"]
+    a_tgt = torch.where((order == _TARGET) & valid[:N], tgt[:N], -1)
+    a_tgt = torch.where((order != _MOVE) & (a_tgt < 0), auto[:N], a_tgt)
+    # enemies
+    r_t = reach.gather(1, tc).squeeze(1)[N:]
+    keep = valid[N:] & s["locked"] & (dm_t[N:] <= r_t)
+    seen = torch.where(near_val[N:] <= q["sight"][N:], near_idx[N:], -1)
+    e_tgt = torch.where(keep, tgt[N:], torch.where(has_reach[N:], auto[N:], seen))
+    att = s["last_attacker"][N:]
+    att_ok = (att >= 0) & alive.gather(0, att.clamp(min=0))
+    if flags.healer:
+        att_ok &= ~q["healer"][N:]
+    e_tgt = torch.where(att_ok & ~keep & ~has_reach[N:], att, e_tgt)  # retaliate when nothing is in reach
+    tgt = torch.cat([a_tgt, e_tgt], 0)
+    tgt = torch.where(alive, tgt, -1)
+    s["target"] = tgt
+
+    has_t = tgt >= 0
+    tc = tgt.clamp(min=0)
+    tc1 = tc.unsqueeze(1)
+    d_t = dist.gather(1, tc1).squeeze(1)
+    r_t = reach.gather(1, tc1).squeeze(1)
+    in_range = has_t & (d_t <= r_t)
+    s["locked"] = in_range[N:]
+
+    # -- fire / heal -----------------------------------------------------------------------------
+    cd = s["cooldown"]
+    fire = in_range & (cd <= 0)
+    if flags.healer:
+        heal = in_range & q["healer"]
+        fire &= ~q["healer"]
+    fire_f = fire.float()
+    total = q["damage"].gather(1, tc1).squeeze(1) * fire_f
+    if flags.splash:
+        splash_r = q["splash"]
+        splash = fire & (splash_r > 0)
+        direct_f = fire_f * (~splash).float()
+        d_from_t = dist.gather(0, tc.unsqueeze(1).expand_as(dist))  # [i, v]: distance of victim v from i's target
+        hit = (q["foe"] & pair_alive & (d_from_t <= splash_r.unsqueeze(1)) & splash.unsqueeze(1)).float()
+        dmg_in = (hit * total.unsqueeze(1)).sum(0)
+        armor_in = (hit * q["armor"]).sum(0) if flags.armor else None
+    else:
+        direct_f = fire_f
+        dmg_in = torch.zeros_like(cd)
+        armor_in = torch.zeros_like(cd) if flags.armor else None
+    dmg_in.scatter_add_(0, tc, total * direct_f)
+    hp = s["hp"]
+    if flags.shield:
+        sh = s["shield"]
+        to_shield = torch.minimum(sh, dmg_in)
+        s["shield"] = sh - to_shield
+        rest = dmg_in - to_shield
+    else:
+        rest = dmg_in
+    if flags.armor:
+        armor_in.scatter_add_(0, tc, q["armor"].gather(1, tc1).squeeze(1) * direct_f)
+        net = rest - armor_in
+        # armor never reduces a hit below 0.5 damage
+        hull = torch.where(net > 0, net, torch.where(rest > 0, 0.5, 0.0))
+    else:
+        hull = rest
+    hp = hp - hull
+    if flags.healer:
+        heal_in = torch.zeros_like(hp).scatter_add_(0, tc, q["heal"] * heal.float())
+        hp = torch.minimum(hp + heal_in, q["hp"])
+    s["hp"] = hp
+    s["cooldown"] = torch.where(fire, q["cooldown"] + jitter, cd - dt)
+    # remember one attacker per victim (for retaliation); non-firing units write to a dummy row
+    U = hp.shape[0]
+    slot = torch.where(fire, tc, U)
+    ids = torch.arange(U, device=hp.device).unsqueeze(1).expand_as(tc)
+    got_hit = torch.full((U + 1, tc.shape[1]), -1, dtype=torch.long, device=hp.device).scatter_(0, slot, ids)[:U]
+    s["last_attacker"] = torch.where(got_hit >= 0, got_hit, s["last_attacker"])
+    dead = hp <= 0
+    if flags.suicide:
+        dead |= fire & q["suicide"]
+    alive = alive & ~dead
+    s["alive"] = alive
+
+    # -- movement ------------------------------------------------------------------------------
+    step = q["step"]
+    chase = has_t & ~in_range & alive
+    tx, ty = x.gather(0, tc), y.gather(0, tc)
+    scale = torch.minimum(step, (d_t - r_t).clamp(min=0) + 1e-3) / d_t.clamp(min=1e-6)
+    scale = torch.where(chase, scale, 0.0)
+    vx, vy = (tx - x) * scale, (ty - y) * scale
+    # allies with a move order
+    mv = (order == _MOVE) & (s["move_left"] > 0) & alive[:N]
+    m_len = torch.minimum(step[:N], s["move_left"]) * mv.float()
+    vx[:N] += s["move_dx"] * m_len
+    vy[:N] += s["move_dy"] * m_len
+    s["move_left"] = s["move_left"] - m_len
+    s["order"] = torch.where((order == _MOVE) & (s["move_left"] <= 0), _IDLE, order)
+    # enemies without a target attack-move to the allies' start; once there, walk to the nearest foe
+    ex, ey = x[N:], y[N:]
+    gx, gy = s["attack_x"], s["attack_y"]
+    arrived = (gx - ex) ** 2 + (gy - ey) ** 2 < 1.5 ** 2
+    follow = arrived & (near_val[N:] < BIG)
+    ni = near_idx[N:]
+    gx = torch.where(follow, x.gather(0, ni), gx)
+    gy = torch.where(follow, y.gather(0, ni), gy)
+    to_x, to_y = gx - ex, gy - ey
+    g_d = torch.sqrt(to_x * to_x + to_y * to_y)
+    g_scale = torch.minimum(step[N:], g_d) / g_d.clamp(min=1e-6) * ((tgt[N:] < 0) & alive[N:]).float()
+    vx[N:] += to_x * g_scale
+    vy[N:] += to_y * g_scale
+    # collision push-apart between live ground units, resolving the overlaps present at the start of the tick
+    ground = alive & q["ground"]
+    dd = dist.clamp(min=1e-4)
+    w = (q["rad_sum"] - dd).clamp_(min=0) * (0.5 / dd) * (ground.unsqueeze(1) & ground.unsqueeze(0)).float()
+    nx = (x + vx + (w * dx).sum(1)).clamp_(0.0, map_size)
+    ny = (y + vy + (w * dy).sum(1)).clamp_(0.0, map_size)
+    s["x"] = torch.where(alive, nx, x)
+    s["y"] = torch.where(alive, ny, y)
