@@ -1,7 +1,8 @@
 """Calibration of the SMAC-like simulator: scripted policies must order the maps the way SMAC does.
 
 Each check plays many battles at once (batched). Thresholds are set from measured win rates of this
-simulator (unit table version 1), never from StarCraft II numbers.
+simulator (unit table version 1; enemy AI: a random foe in reach every tick, no focus fire), never from
+StarCraft II numbers. Measured numbers in the comments are for the seeds used here, then seed 1.
 """
 
 from __future__ import annotations
@@ -52,25 +53,31 @@ def test_deterministic_under_seed() -> None:
 
 
 def test_random_policy_almost_never_wins_hard_maps() -> None:
-    assert play("5m_vs_6m", _random())["win"] <= 0.02
-    assert play("3s_vs_5z", _random())["win"] <= 0.02
+    assert play("5m_vs_6m", _random())["win"] <= 0.02  # measured 0.0, 0.0
+    assert play("3s_vs_5z", _random())["win"] <= 0.02  # measured 0.0, 0.0
 
 
 def test_focus_fire_wins_3m_far_more_often_than_5m_vs_6m() -> None:
     easy = play("3m", scripted.focus_fire, battles=256)["win"]
     hard = play("5m_vs_6m", scripted.focus_fire, battles=256)["win"]
-    assert easy >= 0.6, easy  # measured 0.75 (unit table v1)
-    assert hard <= 0.1 and easy - hard >= 0.5, (easy, hard)
+    assert easy >= 0.93, easy  # measured 0.984, 0.965
+    assert hard <= 0.15 and easy - hard >= 0.8, (easy, hard)  # hard: measured 0.066, 0.059
 
 
 def test_kiting_beats_3s_vs_5z_where_standing_still_loses() -> None:
-    assert play("3s_vs_5z", scripted.kite)["win"] >= 0.8
-    assert play("3s_vs_5z", scripted.stand_still)["win"] <= 0.05
+    assert play("3s_vs_5z", scripted.kite)["win"] >= 0.95  # measured 1.0, 0.992
+    assert play("3s_vs_5z", scripted.stand_still)["win"] <= 0.02  # measured 0.0, 0.0
 
 
 def test_symmetric_smacv2_style_battles_are_near_even() -> None:
-    """Same heuristic on both sides (enemy AI vs attack-nearest), mirrored compositions: ~50%."""
-    for race in ("protoss", "terran"):
-        r = play(f"{race}_5v5", scripted.attack_nearest, battles=128)
+    """Attack-nearest heuristic vs the enemy AI, mirrored compositions: near 50% of decided battles.
+
+    Measured (decided win rate, seeds 0 / 1 / 2, 256 battles): zerg 0.44 / 0.45 / 0.48, protoss 0.61 /
+    0.63 / 0.63, terran 0.64 / 0.61 / 0.54. The ranged races lean to the allies because "nearest"
+    concentrates fire a little while the enemy AI spreads it; ``attack_random`` (the AI's own rule, drawn
+    per step) leans the other way (zerg 0.36, protoss 0.40, terran 0.44).
+    """
+    for race in ("zerg", "protoss", "terran"):
+        r = play(f"{race}_5v5", scripted.attack_nearest, battles=256)
         decided = r["win"] / max(r["win"] + r["loss"], 1e-9)
         assert 0.35 <= decided <= 0.65, (race, r)

@@ -61,13 +61,13 @@ def unit_props(p: dict[str, torch.Tensor], n_agents: int, flags: Flags, dt: floa
 
 
 def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, flags: Flags,
-         jitter: torch.Tensor, map_size: float, dt: float) -> None:
+         jitter: torch.Tensor, noise: torch.Tensor, map_size: float, dt: float) -> None:
     """Advance the batch-last state ``s`` by one tick in place (keys: see ``SMACLite._to_batch_last``).
 
-    Order of events: targets (allies follow orders or auto-acquire the nearest foe in reach; enemies keep
-    a target they acquired in reach while it stays in reach, else acquire their own nearest foe in reach,
-    else chase the nearest foe in sight, and retaliate when nothing is in reach), fire / heal, deaths,
-    movement (chase, ordered moves, attack-move), collision push-apart.
+    ``jitter`` (U, B) is added to a weapon's cooldown when it fires, ``noise`` (M, U, B) uniform in [0, 1)
+    picks the enemies' random targets. Order of events: targets (allies follow orders or auto-acquire the
+    nearest foe in reach; enemies pick a random foe in reach, else retaliate, else chase the nearest foe
+    in sight), fire / heal, deaths, movement (chase, ordered moves, attack-move), collision push-apart.
     """
     N = n_agents
     x, y, alive = s["x"], s["y"], s["alive"]
@@ -80,32 +80,25 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
         damaged = (s["hp"] < q["hp"]).unsqueeze(0)
         cand = torch.where(q["healer"].unsqueeze(1), q["friend_bio"] & pair_alive & damaged, cand)
     dm = torch.where(cand, dist, BIG)  # distance to candidates, BIG elsewhere
-    reach = q["reach"]
-    # nearest candidate in reach (auto-acquire) and nearest candidate at all (chase)
-    in_reach_d = torch.where(dm <= reach, dm, BIG)
-    nr_val, nr_idx = in_reach_d.min(1)
-    near_val, near_idx = dm.min(1)
-    has_reach = nr_val < BIG
-    auto = torch.where(has_reach, nr_idx, -1)
-
-    tgt = s["target"]
-    tc = tgt.clamp(min=0).unsqueeze(1)
-    dm_t = dm.gather(1, tc).squeeze(1)
-    valid = (tgt >= 0) & (dm_t < BIG)  # current target still a live candidate
-    # allies: a valid ordered target is kept (chased); otherwise units not ordered to move auto-acquire
+    in_reach = dm <= q["reach"]
+    # allies: a live ordered target is kept (chased); units not ordered to move auto-acquire the nearest
+    # candidate in reach
+    tgt = s["target"][:N]
+    valid = (tgt >= 0) & (dm[:N].gather(1, tgt.clamp(min=0).unsqueeze(1)).squeeze(1) < BIG)
     order = s["order"]
-    a_tgt = torch.where((order == _TARGET) & valid[:N], tgt[:N], -1)
-    a_tgt = torch.where((order != _MOVE) & (a_tgt < 0), auto[:N], a_tgt)
-    # enemies
-    r_t = reach.gather(1, tc).squeeze(1)[N:]
-    keep = valid[N:] & s["locked"] & (dm_t[N:] <= r_t)
-    seen = torch.where(near_val[N:] <= q["sight"][N:], near_idx[N:], -1)
-    e_tgt = torch.where(keep, tgt[N:], torch.where(has_reach[N:], auto[N:], seen))
+    nr_val, nr_idx = torch.where(in_reach[:N], dm[:N], BIG).min(1)
+    a_tgt = torch.where((order == _TARGET) & valid, tgt, -1)
+    a_tgt = torch.where((order != _MOVE) & (a_tgt < 0) & (nr_val < BIG), nr_idx, a_tgt)
+    # enemies (no focus fire): a uniformly random candidate in reach, drawn anew every tick; with none in
+    # reach, retaliate against the last attacker, else chase the nearest candidate in sight
+    pick_val, pick_idx = torch.where(in_reach[N:], noise, 2.0).min(1)
+    near_val, near_idx = dm[N:].min(1)
     att = s["last_attacker"][N:]
     att_ok = (att >= 0) & alive.gather(0, att.clamp(min=0))
     if flags.healer:
         att_ok &= ~q["healer"][N:]
-    e_tgt = torch.where(att_ok & ~keep & ~has_reach[N:], att, e_tgt)  # retaliate when nothing is in reach
+    seen = torch.where(near_val <= q["sight"][N:], near_idx, -1)
+    e_tgt = torch.where(pick_val < 2.0, pick_idx, torch.where(att_ok, att, seen))
     tgt = torch.cat([a_tgt, e_tgt], 0)
     tgt = torch.where(alive, tgt, -1)
     s["target"] = tgt
@@ -114,9 +107,8 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
     tc = tgt.clamp(min=0)
     tc1 = tc.unsqueeze(1)
     d_t = dist.gather(1, tc1).squeeze(1)
-    r_t = reach.gather(1, tc1).squeeze(1)
+    r_t = q["reach"].gather(1, tc1).squeeze(1)
     in_range = has_t & (d_t <= r_t)
-    s["locked"] = in_range[N:]
 
     # -- fire / heal -----------------------------------------------------------------------------
     cd = s["cooldown"]
@@ -190,8 +182,8 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
     ex, ey = x[N:], y[N:]
     gx, gy = s["attack_x"], s["attack_y"]
     arrived = (gx - ex) ** 2 + (gy - ey) ** 2 < 1.5 ** 2
-    follow = arrived & (near_val[N:] < BIG)
-    ni = near_idx[N:]
+    follow = arrived & (near_val < BIG)
+    ni = near_idx
     gx = torch.where(follow, x.gather(0, ni), gx)
     gy = torch.where(follow, y.gather(0, ni), gy)
     to_x, to_y = gx - ex, gy - ey

@@ -166,7 +166,6 @@ class SMACLite(MultiAgentBatchedEnv):
         self.alive = torch.zeros(B, U, dtype=torch.bool, device=dev)
         self.target = torch.full((B, U), -1, dtype=torch.long, device=dev)
         self.last_attacker = torch.full((B, U), -1, dtype=torch.long, device=dev)
-        self.locked = torch.zeros(B, self.M, dtype=torch.bool, device=dev)  # enemy target acquired in reach
         self.order = torch.zeros(B, self.N, dtype=torch.long, device=dev)
         self.move_dir = torch.zeros(B, self.N, 2, **f32)
         self.move_left = torch.zeros(B, self.N, **f32)
@@ -271,7 +270,6 @@ class SMACLite(MultiAgentBatchedEnv):
             self.alive[rows] = True
             self.target[rows] = -1
             self.last_attacker[rows] = -1
-            self.locked[rows] = False
             self.order[rows] = _IDLE
             self.move_left[rows] = 0.0
             self.t[rows] = 0
@@ -285,13 +283,13 @@ class SMACLite(MultiAgentBatchedEnv):
         c = lambda t: t.t().contiguous()  # noqa: E731
         return {"x": pos[0], "y": pos[1], "hp": c(self.hp), "shield": c(self.shield), "cooldown": c(self.cooldown),
                 "alive": c(self.alive), "target": c(self.target), "last_attacker": c(self.last_attacker),
-                "locked": c(self.locked), "order": c(self.order), "move_dx": c(self.move_dir[..., 0]),
+                "order": c(self.order), "move_dx": c(self.move_dir[..., 0]),
                 "move_dy": c(self.move_dir[..., 1]), "move_left": c(self.move_left),
                 "attack_x": self.attack_point[:, 0], "attack_y": self.attack_point[:, 1]}
 
     def _from_batch_last(self, s: dict[str, torch.Tensor]) -> None:
         self.pos = torch.stack([s["x"], s["y"]]).permute(2, 1, 0)
-        for k in ("hp", "shield", "cooldown", "alive", "target", "last_attacker", "locked", "order", "move_left"):
+        for k in ("hp", "shield", "cooldown", "alive", "target", "last_attacker", "order", "move_left"):
             setattr(self, k, s[k].t())
 
     # ---- env step ------------------------------------------------------------------------------
@@ -316,8 +314,9 @@ class SMACLite(MultiAgentBatchedEnv):
         enemy_alive = self.alive[:, N:].clone()
         s = self._to_batch_last()
         jitter = torch.rand(TICKS_PER_STEP, self.U, self.num_envs, generator=self.rng, device=dev) * TICK_SECONDS
+        noise = torch.rand(TICKS_PER_STEP, self.M, self.U, self.num_envs, generator=self.rng, device=dev)
         for k in range(TICKS_PER_STEP):
-            tick(s, self._q, N, self.flags, jitter[k], self.map.map_size, TICK_SECONDS)
+            tick(s, self._q, N, self.flags, jitter[k], noise[k], self.map.map_size, TICK_SECONDS)
         self._from_batch_last(s)
         self.t += 1
         new_health = (self.hp[:, N:] + self.shield[:, N:]).clamp(min=0) * self.alive[:, N:].float()
@@ -343,7 +342,7 @@ class SMACLite(MultiAgentBatchedEnv):
                 "episode_limit": truncated}
         return obs, reward.unsqueeze(-1).expand(-1, N).contiguous(), terminated, truncated, info
 
-    _state_keys = ("pos", "hp", "shield", "cooldown", "alive", "target", "last_attacker", "locked", "order", "move_dir",
+    _state_keys = ("pos", "hp", "shield", "cooldown", "alive", "target", "last_attacker", "order", "move_dir",
                    "move_left", "t", "last_action", "done")
 
     # ---- observations ----------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def _nearest_enemy_pos(env: SMACLite) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.gather(env.pos[:, N:], 1, j.unsqueeze(-1).expand(-1, -1, 2)), dm
 
 
-def _choose(env: SMACLite, mask: torch.Tensor, score: torch.Tensor, hold_margin: float = 2.5) -> torch.Tensor:
+def _choose(env: SMACLite, mask: torch.Tensor, score: torch.Tensor, hold_margin: float | None = 2.5) -> torch.Tensor:
     """Attack the available enemy with the lowest ``score`` (B, N, M); else walk to the nearest enemy;
     medivacs heal the most damaged available ally, else follow the allies' centre."""
     N, M = env.N, env.M
@@ -67,11 +67,14 @@ def _choose(env: SMACLite, mask: torch.Tensor, score: torch.Tensor, hold_margin:
     act = 6 + s.argmin(-1)
     goal, dm = _nearest_enemy_pos(env)
     # no target yet: walk toward the nearest enemy, but hold (stop = fire at whoever comes into
-    # reach) once it is about to come into reach, so the team engages together
+    # reach) once it is about to come into reach, so the team engages together (melee units too: walking
+    # in with cardinal 2-unit moves is slower than the enemy's straight approach)
     in_reach = (d <= reach) & env.alive[:, N:].unsqueeze(1) & env.alive[:, :N].unsqueeze(-1)
     engaged = in_reach.flatten(1).any(-1, keepdim=True)  # once anyone fights, everyone walks in
-    hold = (dm < env.p["range"][:, :N] + 2 * env.p["radius"][:, :N] + hold_margin) & (env.p["range"][:, :N] > 1.0) & ~engaged
-    walk = torch.where(hold & mask[..., 1], torch.ones_like(act), _best_move(env, mask, goal))
+    walk = _best_move(env, mask, goal)
+    if hold_margin is not None:
+        hold = (dm < env.p["range"][:, :N] + 2 * env.p["radius"][:, :N] + hold_margin) & ~engaged
+        walk = torch.where(hold & mask[..., 1], torch.ones_like(act), walk)
     act = torch.where(att.any(-1), act, walk)
     healer = env.p["heal"][:, :N] > 0
     if bool(healer.any()):
@@ -98,10 +101,19 @@ def focus_fire(env: SMACLite) -> torch.Tensor:
 
 
 def attack_nearest(env: SMACLite) -> torch.Tensor:
-    """Each agent attacks its nearest reachable enemy (the enemy AI's rule); otherwise walks to the nearest."""
+    """Each agent attacks its nearest reachable enemy; otherwise walks to the nearest enemy, holding
+    just outside reach until someone in the team engages."""
     N = env.N
     d = (env.pos[:, :N].unsqueeze(2) - env.pos[:, N:].unsqueeze(1)).norm(dim=-1)
     return _choose(env, env.action_mask, d)
+
+
+def attack_random(env: SMACLite, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each agent attacks a uniformly random enemy within weapon reach (the enemy AI's target rule, re-drawn
+    every step rather than every tick); otherwise walks to the nearest enemy like ``attack_nearest``."""
+    N, M = env.N, env.M
+    noise = torch.rand(env.num_envs, N, M, generator=generator, device=env.device)
+    return _choose(env, env.action_mask, noise)
 
 
 def kite(env: SMACLite, danger: float = 4.0) -> torch.Tensor:
@@ -118,4 +130,4 @@ def kite(env: SMACLite, danger: float = 4.0) -> torch.Tensor:
 
 
 POLICIES = {"random": random_policy, "stand_still": stand_still, "focus_fire": focus_fire,
-            "attack_nearest": attack_nearest, "kite": kite}
+            "attack_nearest": attack_nearest, "attack_random": attack_random, "kite": kite}
