@@ -37,7 +37,7 @@ def unit_props(p: dict[str, torch.Tensor], n_agents: int, flags: Flags, dt: floa
     q: dict[str, torch.Tensor] = {
         "hp": ub["hp"], "cooldown": ub["cooldown"], "step": ub["speed"] * dt, "sight": ub["sight"],
         "reach": ub["range"].unsqueeze(1) + ub["radius"].unsqueeze(1) + ub["radius"].unsqueeze(0),
-        "rad_sum": ub["radius"].unsqueeze(1) + ub["radius"].unsqueeze(0),
+        "half_rad_sum": 0.5 * (ub["radius"].unsqueeze(1) + ub["radius"].unsqueeze(0)),
         "ground": ~ub["air"],
     }
     bonus = (ub["attributes"].unsqueeze(0) & ub["bonus_vs"].unsqueeze(1)) > 0  # (U_i, U_j, B)
@@ -45,6 +45,11 @@ def unit_props(p: dict[str, torch.Tensor], n_agents: int, flags: Flags, dt: floa
     q["armor"] = ub["armor"].unsqueeze(0) * ub["attacks"].unsqueeze(1)
     team = torch.arange(U, device=q["hp"].device) >= n_agents
     q["foe"] = (team.unsqueeze(1) != team.unsqueeze(0)).unsqueeze(-1)  # (U, U, 1)
+    dev, B = q["hp"].device, q["hp"].shape[1]
+    # constants, made once so that the tick does not wrap Python scalars
+    q["neg1"], q["big"], q["two"] = (torch.tensor(v, device=dev) for v in (-1, BIG, 2.0))
+    q["no_hit"] = torch.full((U + 1, B), -1, dtype=torch.long, device=dev)
+    q["unit_ids"] = torch.arange(U, device=dev).unsqueeze(1).expand(U, B)
     if flags.healer:
         q["healer"] = ub["heal"] > 0
         q["heal"] = ub["heal"] * dt
@@ -66,11 +71,13 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
 
     ``jitter`` (U, B) is added to a weapon's cooldown when it fires, ``noise`` (M, U, B) uniform in [0, 1)
     picks the enemies' random targets. Order of events: targets (allies follow orders or auto-acquire the
-    nearest foe in reach; enemies pick a random foe in reach, else retaliate, else chase the nearest foe
-    in sight), fire / heal, deaths, movement (chase, ordered moves, attack-move), collision push-apart.
+    foe in reach nearest edge to edge; enemies pick a random foe in reach, else retaliate, else chase the
+    nearest foe in sight), fire / heal, deaths, movement (chase, ordered moves, attack-move), collision
+    push-apart. "Nearest" is by edge distance (centre distance minus the weapon reach to that unit).
     """
     N = n_agents
     x, y, alive = s["x"], s["y"], s["alive"]
+    neg1, big = q["neg1"], q["big"]
     dx = x.unsqueeze(1) - x.unsqueeze(0)  # (U, U, B): x_i - x_j
     dy = y.unsqueeze(1) - y.unsqueeze(0)
     dist = torch.addcmul(dx * dx, dy, dy).sqrt_()
@@ -79,36 +86,37 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
     if flags.healer:  # medivacs target damaged biological friends instead of foes
         damaged = (s["hp"] < q["hp"]).unsqueeze(0)
         cand = torch.where(q["healer"].unsqueeze(1), q["friend_bio"] & pair_alive & damaged, cand)
-    dm = torch.where(cand, dist, BIG)  # distance to candidates, BIG elsewhere
-    in_reach = dm <= q["reach"]
+    # edge distance to candidates (<= 0: in weapon reach), BIG for non-candidates
+    gap = torch.where(cand, dist - q["reach"], big)
     # allies: a live ordered target is kept (chased); units not ordered to move auto-acquire the nearest
     # candidate in reach
     tgt = s["target"][:N]
-    valid = (tgt >= 0) & (dm[:N].gather(1, tgt.clamp(min=0).unsqueeze(1)).squeeze(1) < BIG)
     order = s["order"]
-    nr_val, nr_idx = torch.where(in_reach[:N], dm[:N], BIG).min(1)
-    a_tgt = torch.where((order == _TARGET) & valid, tgt, -1)
-    a_tgt = torch.where((order != _MOVE) & (a_tgt < 0) & (nr_val < BIG), nr_idx, a_tgt)
+    valid = gap[:N].gather(1, tgt.clamp(min=0).unsqueeze(1)).squeeze(1) < BIG
+    nr_val, nr_idx = gap[:N].min(1)
+    a_tgt = torch.where((order == _TARGET) & valid & (tgt >= 0), tgt, neg1)
+    a_tgt = torch.where((order != _MOVE) & (a_tgt < 0) & (nr_val <= 0), nr_idx, a_tgt)
     # enemies (no focus fire): a uniformly random candidate in reach, drawn anew every tick; with none in
     # reach, retaliate against the last attacker, else chase the nearest candidate in sight
-    pick_val, pick_idx = torch.where(in_reach[N:], noise, 2.0).min(1)
-    near_val, near_idx = dm[N:].min(1)
+    e_gap = gap[N:]
+    pick_val, pick_idx = torch.where(e_gap <= 0, noise, q["two"]).min(1)
+    near_val, near_idx = e_gap.min(1)
     att = s["last_attacker"][N:]
     att_ok = (att >= 0) & alive.gather(0, att.clamp(min=0))
     if flags.healer:
         att_ok &= ~q["healer"][N:]
-    seen = torch.where(near_val <= q["sight"][N:], near_idx, -1)
+    near_d = dist[N:].gather(1, near_idx.unsqueeze(1)).squeeze(1)
+    seen = torch.where((near_val < BIG) & (near_d <= q["sight"][N:]), near_idx, neg1)
     e_tgt = torch.where(pick_val < 2.0, pick_idx, torch.where(att_ok, att, seen))
-    tgt = torch.cat([a_tgt, e_tgt], 0)
-    tgt = torch.where(alive, tgt, -1)
+    tgt = torch.where(alive, torch.cat([a_tgt, e_tgt], 0), neg1)
     s["target"] = tgt
 
     has_t = tgt >= 0
     tc = tgt.clamp(min=0)
     tc1 = tc.unsqueeze(1)
     d_t = dist.gather(1, tc1).squeeze(1)
-    r_t = q["reach"].gather(1, tc1).squeeze(1)
-    in_range = has_t & (d_t <= r_t)
+    gap_t = gap.gather(1, tc1).squeeze(1)
+    in_range = has_t & (gap_t <= 0)
 
     # -- fire / heal -----------------------------------------------------------------------------
     cd = s["cooldown"]
@@ -143,7 +151,7 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
         armor_in.scatter_add_(0, tc, q["armor"].gather(1, tc1).squeeze(1) * direct_f)
         net = rest - armor_in
         # armor never reduces a hit below 0.5 damage
-        hull = torch.where(net > 0, net, torch.where(rest > 0, 0.5, 0.0))
+        hull = torch.where(net > 0, net, (rest > 0).float() * 0.5)
     else:
         hull = rest
     hp = hp - hull
@@ -154,9 +162,7 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
     s["cooldown"] = torch.where(fire, q["cooldown"] + jitter, cd - dt)
     # remember one attacker per victim (for retaliation); non-firing units write to a dummy row
     U = hp.shape[0]
-    slot = torch.where(fire, tc, U)
-    ids = torch.arange(U, device=hp.device).unsqueeze(1).expand_as(tc)
-    got_hit = torch.full((U + 1, tc.shape[1]), -1, dtype=torch.long, device=hp.device).scatter_(0, slot, ids)[:U]
+    got_hit = q["no_hit"].clone().scatter_(0, torch.where(fire, tc, U), q["unit_ids"])[:U]
     s["last_attacker"] = torch.where(got_hit >= 0, got_hit, s["last_attacker"])
     dead = hp <= 0
     if flags.suicide:
@@ -166,36 +172,35 @@ def tick(s: dict[str, torch.Tensor], q: dict[str, torch.Tensor], n_agents: int, 
 
     # -- movement ------------------------------------------------------------------------------
     step = q["step"]
-    chase = has_t & ~in_range & alive
-    tx, ty = x.gather(0, tc), y.gather(0, tc)
-    scale = torch.minimum(step, (d_t - r_t).clamp(min=0) + 1e-3) / d_t.clamp(min=1e-6)
-    scale = torch.where(chase, scale, 0.0)
-    vx, vy = (tx - x) * scale, (ty - y) * scale
+    chase_f = (has_t & ~in_range & alive).float()
+    scale = torch.minimum(step, gap_t.clamp(min=0) + 1e-3) / d_t.clamp(min=1e-6) * chase_f
+    vx, vy = (x.gather(0, tc) - x) * scale, (y.gather(0, tc) - y) * scale
     # allies with a move order
-    mv = (order == _MOVE) & (s["move_left"] > 0) & alive[:N]
-    m_len = torch.minimum(step[:N], s["move_left"]) * mv.float()
+    move_left = s["move_left"]
+    mv = (order == _MOVE) & (move_left > 0) & alive[:N]
+    m_len = torch.minimum(step[:N], move_left) * mv.float()
     vx[:N] += s["move_dx"] * m_len
     vy[:N] += s["move_dy"] * m_len
-    s["move_left"] = s["move_left"] - m_len
-    s["order"] = torch.where((order == _MOVE) & (s["move_left"] <= 0), _IDLE, order)
+    move_left = move_left - m_len
+    s["move_left"] = move_left
+    s["order"] = torch.where((order == _MOVE) & (move_left <= 0), _IDLE, order)
     # enemies without a target attack-move to the allies' start; once there, walk to the nearest foe
     ex, ey = x[N:], y[N:]
     gx, gy = s["attack_x"], s["attack_y"]
-    arrived = (gx - ex) ** 2 + (gy - ey) ** 2 < 1.5 ** 2
-    follow = arrived & (near_val < BIG)
-    ni = near_idx
-    gx = torch.where(follow, x.gather(0, ni), gx)
-    gy = torch.where(follow, y.gather(0, ni), gy)
+    follow = ((gx - ex) ** 2 + (gy - ey) ** 2 < 1.5 ** 2) & (near_val < BIG)
+    gx = torch.where(follow, x.gather(0, near_idx), gx)
+    gy = torch.where(follow, y.gather(0, near_idx), gy)
     to_x, to_y = gx - ex, gy - ey
     g_d = torch.sqrt(to_x * to_x + to_y * to_y)
     g_scale = torch.minimum(step[N:], g_d) / g_d.clamp(min=1e-6) * ((tgt[N:] < 0) & alive[N:]).float()
     vx[N:] += to_x * g_scale
     vy[N:] += to_y * g_scale
-    # collision push-apart between live ground units, resolving the overlaps present at the start of the tick
-    ground = alive & q["ground"]
-    dd = dist.clamp(min=1e-4)
-    w = (q["rad_sum"] - dd).clamp_(min=0) * (0.5 / dd) * (ground.unsqueeze(1) & ground.unsqueeze(0)).float()
-    nx = (x + vx + (w * dx).sum(1)).clamp_(0.0, map_size)
-    ny = (y + vy + (w * dy).sum(1)).clamp_(0.0, map_size)
+    # collision push-apart between live ground units, resolving the overlaps present at the start of the
+    # tick: each unit of an overlapping pair moves half the overlap away from the other
+    ground = (alive & q["ground"]).float()
+    dd = dist.clamp_(min=1e-4)
+    w = torch.div(q["half_rad_sum"], dd).sub_(0.5).clamp_(min=0).mul_(ground.unsqueeze(0))
+    nx = (torch.addcmul(x + vx, (w * dx).sum(1), ground)).clamp_(0.0, map_size)
+    ny = (torch.addcmul(y + vy, (w * dy).sum(1), ground)).clamp_(0.0, map_size)
     s["x"] = torch.where(alive, nx, x)
     s["y"] = torch.where(alive, ny, y)

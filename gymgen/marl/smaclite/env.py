@@ -374,9 +374,7 @@ class SMACLite(MultiAgentBatchedEnv):
         pa = self.pos[:, :N]
         hi = (pa + MOVE_AMOUNT) <= S
         lo = (pa - MOVE_AMOUNT) >= 0
-        mv = mask[..., 2:6]
-        mv[..., 0], mv[..., 1], mv[..., 2], mv[..., 3] = hi[..., 1], lo[..., 1], hi[..., 0], lo[..., 0]  # N S E W
-        mv &= a_alive.unsqueeze(-1)
+        mask[..., 2:6] = torch.stack([hi[..., 1], lo[..., 1], hi[..., 0], lo[..., 0]], -1) & a_alive.unsqueeze(-1)  # N S E W
         att = (de <= self._attack_reach) & a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1)
         if self.has_healer:
             healer = (p["heal"][:, :N] > 0).unsqueeze(-1)
@@ -404,53 +402,40 @@ class SMACLite(MultiAgentBatchedEnv):
         health = self.hp / p["hp"]
         shield = self.shield / p["shield"].clamp(min=1.0)
         onehot = self._onehot
-        obs = torch.empty(B, N, self.obs_dim, device=dev)
-        obs[..., :4] = mask[..., 2:6]
         # enemies: [attackable, dist, dx, dy, hp, (shield), (type)] within sight
-        E = obs[..., 4:4 + M * self.enemy_feats].unflatten(-1, (M, self.enemy_feats))
-        E[..., 0] = mask[..., 6:6 + M]
+        att = mask[..., 6:6 + M].float()
         if self.has_healer:
-            E[..., 0] *= (p["heal"][:, :N] <= 0).unsqueeze(-1)
-        E[..., 1] = d * inv_sight
-        E[..., 2] = dx * inv_sight
-        E[..., 3] = dy * inv_sight
-        E[..., 4] = health[:, N:].unsqueeze(1)
-        k = 5
+            att = att * (p["heal"][:, :N] <= 0).unsqueeze(-1)
+        ef = [att, d * inv_sight, dx * inv_sight, dy * inv_sight, health[:, N:].unsqueeze(1).expand(-1, N, -1)]
         if self.enemy_shield:
-            E[..., 5] = shield[:, N:].unsqueeze(1)
-            k = 6
+            ef.append(shield[:, N:].unsqueeze(1).expand(-1, N, -1))
+        ef = torch.stack(ef, -1)
         if self.type_bits:
-            E[..., k:] = onehot[:, N:].unsqueeze(1)
-        vis = (d < sight) & a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1)
-        E *= vis.unsqueeze(-1)
+            ef = torch.cat([ef, onehot[:, N:].unsqueeze(1).expand(-1, N, -1, -1)], -1)
+        alive_f = self.alive.float()
+        vis = (d < sight).float() * alive_f[:, :N].unsqueeze(-1) * alive_f[:, N:].unsqueeze(1)
+        parts = [mask[..., 2:6].float(), (ef * vis.unsqueeze(-1)).flatten(-2)]
         # other allies: [visible, dist, dx, dy, hp, (shield), (type)] within sight
-        o0 = 4 + M * self.enemy_feats
         if N > 1:
             oth = self.ally_others
             x, y = self.pos[:, :N, 0], self.pos[:, :N, 1]
             ax, ay = x[:, oth] - x.unsqueeze(2), y[:, oth] - y.unsqueeze(2)
             d_a = torch.sqrt(ax * ax + ay * ay)
-            vis_a = (d_a < sight) & a_alive.unsqueeze(-1) & a_alive[:, oth]
-            A = obs[..., o0:o0 + (N - 1) * self.ally_feats].unflatten(-1, (N - 1, self.ally_feats))
-            A[..., 0] = vis_a
-            A[..., 1] = d_a * inv_sight
-            A[..., 2] = ax * inv_sight
-            A[..., 3] = ay * inv_sight
-            A[..., 4] = health[:, oth]
-            k = 5
+            vis_a = (d_a < sight).float() * alive_f[:, :N].unsqueeze(-1) * alive_f[:, :N][:, oth]
+            af = [vis_a, d_a * inv_sight, ax * inv_sight, ay * inv_sight, health[:, oth]]
             if self.ally_shield:
-                A[..., 5] = shield[:, oth]
-                k = 6
+                af.append(shield[:, oth])
+            af = torch.stack(af, -1)
             if self.type_bits:
-                A[..., k:] = onehot[:, oth]
-            A *= vis_a.unsqueeze(-1)
-        own = obs[..., o0 + (N - 1) * self.ally_feats:]
-        own[..., 0] = health[:, :N]
+                af = torch.cat([af, onehot[:, oth]], -1)
+            parts.append((af * vis_a.unsqueeze(-1)).flatten(-2))
+        parts.append(health[:, :N].unsqueeze(-1))
         if self.ally_shield:
-            own[..., 1] = shield[:, :N]
+            parts.append(shield[:, :N].unsqueeze(-1))
         if self.type_bits:
-            own[..., 1 + self.ally_shield:] = onehot[:, :N]
-        obs *= a_alive.unsqueeze(-1)
+            parts.append(onehot[:, :N])
+        obs = torch.cat(parts, -1)
+        obs *= alive_f[:, :N].unsqueeze(-1)
         obs.clamp_(-1.0, 1.0)
         # global state: per ally [hp, cooldown, x, y, (shield), (type)], per enemy [hp, x, y, (shield), (type)]
         c = self.map.map_size / 2.0
@@ -464,7 +449,7 @@ class SMACLite(MultiAgentBatchedEnv):
             SA[..., 4] = shield[:, :N]
         if self.type_bits:
             SA[..., 4 + self.ally_shield:] = onehot[:, :N]
-        SA *= self.alive[:, :N].unsqueeze(-1)
+        SA *= alive_f[:, :N].unsqueeze(-1)
         SE = state[:, N * fa:N * fa + M * fe].unflatten(-1, (M, fe))
         SE[..., 0] = health[:, N:]
         SE[..., 1:3] = (self.pos[:, N:] - c) / c
@@ -472,7 +457,7 @@ class SMACLite(MultiAgentBatchedEnv):
             SE[..., 3] = shield[:, N:]
         if self.type_bits:
             SE[..., 3 + self.enemy_shield:] = onehot[:, N:]
-        SE *= self.alive[:, N:].unsqueeze(-1)
+        SE *= alive_f[:, N:].unsqueeze(-1)
         last = state[:, N * fa + M * fe:].unflatten(-1, (N, self.n_actions))
         last.zero_()
         last.scatter_(-1, self.last_action.unsqueeze(-1), 1.0)
