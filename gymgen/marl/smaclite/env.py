@@ -45,9 +45,12 @@ class SMACLite(MultiAgentBatchedEnv):
     step is 8 ticks of 1/16 s; in each tick every unit picks its target, moves (speed x dt) or fires
     when its weapon is ready (damage with attribute bonuses, shields absorb first, armor per attack),
     medivacs heal, banelings explode (splash) and overlapping ground units are pushed apart.
-    Enemies attack-move toward the allies' start, acquire the nearest ally in sight, keep their
-    target while it lives and is visible, and retaliate against an attacker when their target is out
-    of reach. Unit numbers come from ``gymgen.marl.smaclite.units`` (``UNIT_TABLE_VERSION``).
+    Enemies attack-move toward the allies' start; in every tick each enemy fires at a uniformly random
+    ally within weapon reach (the built-in AI does not focus fire), else retaliates against its last
+    attacker, else chases the nearest ally in sight. Allies with an attack order chase that target;
+    idle (stopped) allies fire at the nearest foe in reach ("nearest" = edge-to-edge distance). Unit
+    numbers come from ``gymgen.marl.smaclite.units`` (``UNIT_TABLE_VERSION``); the tick itself is
+    ``gymgen.marl.smaclite.dynamics.tick``.
     Win rates are gymgen's own: never compare them with StarCraft II (SMAC/SMACv2) numbers.
 
     ## Action space
@@ -85,10 +88,14 @@ class SMACLite(MultiAgentBatchedEnv):
     ## Arguments
     ``map_name`` (``"3m"``, ``"8m"``, ``"2s3z"``, ``"3s5z"``, ``"5m_vs_6m"``, ``"3s_vs_5z"``, ``"MMM"``,
     ``"2c_vs_64zg"``, ``"protoss_5v5"``, ``"terran_5v5"``, ``"zerg_5v5"``), ``episode_limit``
-    (default: the map's), ``batch_size``, ``device``.
+    (default: the map's), ``batch_size``, ``device``, ``compile_tick`` (default False: run the tick through
+    ``torch.compile``; about 3x faster ticks on CPU after a ~20 s compile, needs a C++ compiler, floats
+    may differ from eager mode in the last bits).
 
     ## Version history
-    v0: unit table version 1.
+    v0: unit table version 1. Revised before release: enemies pick a random foe in reach every tick
+    (they used to lock onto the first ally they saw, which focus-fired by accident), edge-distance
+    targeting, batch-last tick (about 2x the env steps/s).
 
     ## Source
     Interfaces of SMAC (Samvelyan et al. 2019) and SMACv2 (Ellis et al. 2023), used by MAST and
@@ -104,8 +111,16 @@ class SMACLite(MultiAgentBatchedEnv):
         *,
         batch_size: int = 1,
         device: str | torch.device = "cpu",
+        compile_tick: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, device=device)
+        if not isinstance(compile_tick, bool):
+            raise TypeError(f"compile_tick must be a bool, got {compile_tick!r}")
+        # opt-in: torch.compile fuses the tick's ~150 small ops (about 3x faster per tick on CPU at batch
+        # 1024 after a ~20 s compile; needs a C++ compiler). Float results may differ from eager mode in the
+        # last bits; each mode on its own is deterministic under a seed.
+        self.compile_tick = compile_tick
+        self._tick = torch.compile(tick, dynamic=False) if compile_tick else tick
         self.map: MapSpec = get_map(map_name)
         self.map_name = map_name
         self.episode_limit = int(episode_limit if episode_limit is not None else self.map.episode_limit)
@@ -316,7 +331,7 @@ class SMACLite(MultiAgentBatchedEnv):
         jitter = torch.rand(TICKS_PER_STEP, self.U, self.num_envs, generator=self.rng, device=dev) * TICK_SECONDS
         noise = torch.rand(TICKS_PER_STEP, self.M, self.U, self.num_envs, generator=self.rng, device=dev)
         for k in range(TICKS_PER_STEP):
-            tick(s, self._q, N, self.flags, jitter[k], noise[k], self.map.map_size, TICK_SECONDS)
+            self._tick(s, self._q, N, self.flags, jitter[k], noise[k], self.map.map_size, TICK_SECONDS)
         self._from_batch_last(s)
         self.t += 1
         new_health = (self.hp[:, N:] + self.shield[:, N:]).clamp(min=0) * self.alive[:, N:].float()

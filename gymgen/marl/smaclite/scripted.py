@@ -14,10 +14,12 @@ _BIG = 1e6
 
 
 def random_policy(env: SMACLite, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Uniformly random among available actions."""
-    mask = env.action_mask.float()
-    B, N, A = mask.shape
-    return torch.multinomial(mask.reshape(B * N, A), 1, generator=generator).reshape(B, N)
+    """Uniformly random among available actions (the k-th available action for a uniform k)."""
+    mask = env.action_mask
+    B, N, _ = mask.shape
+    count = mask.sum(-1)
+    k = torch.minimum((torch.rand(B, N, generator=generator, device=mask.device) * count).long(), count - 1)
+    return (mask.cumsum(-1) <= k.unsqueeze(-1)).sum(-1)
 
 
 def stand_still(env: SMACLite) -> torch.Tensor:
