@@ -89,8 +89,9 @@ class SMACLite(MultiAgentBatchedEnv):
     ``map_name`` (``"3m"``, ``"8m"``, ``"2s3z"``, ``"3s5z"``, ``"5m_vs_6m"``, ``"3s_vs_5z"``, ``"MMM"``,
     ``"2c_vs_64zg"``, ``"protoss_5v5"``, ``"terran_5v5"``, ``"zerg_5v5"``), ``episode_limit``
     (default: the map's), ``batch_size``, ``device``, ``compile_tick`` (default False: run the tick through
-    ``torch.compile``; about 3x faster ticks on CPU after a ~20 s compile, needs a C++ compiler, floats
-    may differ from eager mode in the last bits).
+    ``torch.compile``; about 3x faster ticks on CPU after a ~20 s compile, needs a C++ compiler; floats
+    differ from eager mode in the last bits, so battles can diverge from eager ones after a near-tie,
+    but each mode is deterministic under a seed).
 
     ## Version history
     v0: unit table version 1. Revised before release: enemies pick a random foe in reach every tick
@@ -117,8 +118,8 @@ class SMACLite(MultiAgentBatchedEnv):
         if not isinstance(compile_tick, bool):
             raise TypeError(f"compile_tick must be a bool, got {compile_tick!r}")
         # opt-in: torch.compile fuses the tick's ~150 small ops (about 3x faster per tick on CPU at batch
-        # 1024 after a ~20 s compile; needs a C++ compiler). Float results may differ from eager mode in the
-        # last bits; each mode on its own is deterministic under a seed.
+        # 1024 after a ~20 s compile; needs a C++ compiler). Float results differ from eager mode in the
+        # last bits (battles can then diverge); each mode on its own is deterministic under a seed.
         self.compile_tick = compile_tick
         self._tick = torch.compile(tick, dynamic=False) if compile_tick else tick
         self.map: MapSpec = get_map(map_name)
@@ -200,7 +201,8 @@ class SMACLite(MultiAgentBatchedEnv):
         enemy_total = self.max_health[:, self.N:].sum(-1)
         self.max_reward = self.M * KILL_BONUS + WIN_BONUS + enemy_total
         N = self.N
-        reach = self.p["range"][:, :N].unsqueeze(-1) + self.p["radius"][:, :N].unsqueeze(-1) + self.p["radius"][:, N:].unsqueeze(1)
+        rad = self.p["radius"]
+        reach = self.p["range"][:, :N].unsqueeze(-1) + rad[:, :N].unsqueeze(-1) + rad[:, N:].unsqueeze(1)
         # attack j is available up to ATTACK_SLACK beyond weapon reach, and at least MIN_ATTACK_RANGE
         self._attack_reach = torch.maximum(reach + ATTACK_SLACK, self.p["avail_range"][:, :N].unsqueeze(-1))
         self._onehot = (torch.nn.functional.one_hot(self.p["type_local"], self.type_bits).float() if self.type_bits
@@ -389,7 +391,8 @@ class SMACLite(MultiAgentBatchedEnv):
         pa = self.pos[:, :N]
         hi = (pa + MOVE_AMOUNT) <= S
         lo = (pa - MOVE_AMOUNT) >= 0
-        mask[..., 2:6] = torch.stack([hi[..., 1], lo[..., 1], hi[..., 0], lo[..., 0]], -1) & a_alive.unsqueeze(-1)  # N S E W
+        moves = torch.stack([hi[..., 1], lo[..., 1], hi[..., 0], lo[..., 0]], -1)  # N S E W
+        mask[..., 2:6] = moves & a_alive.unsqueeze(-1)
         att = (de <= self._attack_reach) & a_alive.unsqueeze(-1) & self.alive[:, N:].unsqueeze(1)
         if self.has_healer:
             healer = (p["heal"][:, :N] > 0).unsqueeze(-1)
