@@ -91,7 +91,8 @@ def _choose(env: SMACLite, mask: torch.Tensor, score: torch.Tensor, hold_margin:
 
 
 def focus_fire(env: SMACLite) -> torch.Tensor:
-    """Everyone attacks the weakest (HP + shield) enemy it can reach; otherwise walks to the nearest enemy."""
+    """Everyone attacks the weakest (HP + shield) enemy within reach, ties going to the one enemy nearest the
+    team's centre; otherwise walks to the nearest enemy, holding just outside reach until someone engages."""
     N = env.N
     health = (env.hp[:, N:] + env.shield[:, N:]).unsqueeze(1)
     live = env.alive[:, :N].float().unsqueeze(-1)
