@@ -54,8 +54,14 @@ class WorldSim(BatchedEnv):
     last two context grids, the generated grid and the action. Everything is batched in torch, so an
     agent can be trained entirely in imagination. The checkpoint ships in the package (safetensors).
 
-    Fidelity of the shipped checkpoint on held-out real episodes is in ``docs/worldsim_report.json``
-    and the README's WorldSim section; ``docs/worldsim_rollouts.png`` shows real vs generated rollouts.
+    Fidelity of the shipped checkpoint on 6 held-out real episodes (``docs/worldsim_report.json``),
+    8-step open loop fed the real actions: PSNR 41.5 dB, SSIM 0.981, PSNR on moving pixels 41.4 dB
+    (57.1 dB one step ahead; per-frame PSNR is capped at 100 dB for exact frames); 78% of the tokens
+    that change in the real game are predicted exactly one step ahead. An inverse-dynamics probe
+    recovers the action from 66% of generated frame pairs (75% of real pairs; 32% majority class).
+    Heads on generated frames: reward recall 0.56 / precision 0.47, lost-life recall 0.27 /
+    precision 0.15. Known failure modes (``docs/worldsim_rollouts.png``): after ~5 open-loop steps
+    the ball can vanish and the paddle can split into fragments.
 
     ## Action space
     ``Discrete(4)``: the source game's actions, ``0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT`` (frameskip 4).

@@ -161,13 +161,15 @@ class BaseVideoModel(nn.Module):
         """Logits of the next token grid; ``films`` is an optional 4-tuple from ``ActionFiLM``."""
         b, k, g, _ = tokens.shape
         f = films or (None, None, None, None)
-        x = self.embed(tokens).permute(0, 1, 4, 2, 3).reshape(b, k * self.cfg.embed, g, g)
+        # (B, g, g, K*E) made contiguous once, viewed as NCHW in channels-last layout (no second copy)
+        x = self.embed(tokens).permute(0, 2, 3, 1, 4).reshape(b, g, g, k * self.cfg.embed).permute(0, 3, 1, 2)
         s = film(F.silu(self.stem(x) + self.pos), f[0])
         m = self.mid2(self.mid1(self.down(s), f[1]), f[2])
         u = film(F.silu(self.up(F.interpolate(m, scale_factor=2.0)) + s), f[3])
-        logits = self.out(F.silu(self.merge(u)).permute(0, 2, 3, 1))  # (B, g, g, V): argmax is contiguous
+        h = F.silu(self.merge(u)).permute(0, 2, 3, 1).contiguous()
+        logits = self.out(h)  # (B, g, g, V): contiguous over codes, so argmax and sampling are fast
         bonus = self.copy_bonus.expand(b, g, g, 1)
-        return logits.scatter_add(-1, tokens[:, -1].unsqueeze(-1), bonus)
+        return logits.scatter_add_(-1, tokens[:, -1].unsqueeze(-1), bonus)
 
 
 class ActionFiLM(nn.Module):

@@ -20,7 +20,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class TrainConfig:
     game: str = "Breakout"
     size: int = 64
     patch: int = 4
-    n_codes: int = 512
+    n_codes: int = 512  # codebook cap
     context: int = 4
     width: int = 32
     episodes: int = 60
@@ -323,7 +323,7 @@ def _split(ep: Episodes, held_out: int) -> tuple[Episodes, Episodes]:
     return (Episodes(*(getattr(ep, f)[:cut] for f in fields)), Episodes(*(getattr(ep, f)[cut:] for f in fields)))
 
 
-def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 3000, seed: int = 0,
+def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 2000, seed: int = 0,
                    device: str = "cpu", data_path: str | Path | None = None, ablations: bool = False,
                    **overrides: Any) -> dict[str, Any]:
     """Train a WorldSim checkpoint at ``out_path`` and return a report (metrics, timings, sizes).
@@ -361,10 +361,12 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 30
     cfg = ModelConfig(size=tc.size, patch=tc.patch, n_codes=tc.n_codes, context=tc.context, n_actions=n_actions,
                       width=tc.width, n_reward_classes=len(rv))
 
-    # (0) tokenizer: codebook of the training frames' patches
+    # (0) tokenizer: codebook of the training frames' patches (at most tc.n_codes; the model's
+    # vocabulary is the codebook actually fitted, so no compute goes to unused codes)
     t0 = time.time()
-    wm0 = WorldModel(cfg).to(dev)
     codes, code_stats = fit_codebook(train.frames, cfg, seed=tc.seed)
+    cfg = replace(cfg, n_codes=len(codes))
+    wm0 = WorldModel(cfg).to(dev)
     wm0.tokenizer.set_codebook(codes.to(dev))
     train.tokenize(wm0)
     test.tokenize(wm0)
@@ -452,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Train a WorldSim checkpoint (DWS recipe, CPU scale).")
     p.add_argument("--out", default="gymgen/worldsim/checkpoints/breakout.safetensors")
     p.add_argument("--game", default="Breakout")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", default=None, help="recorded .npz (default: record now with the fixed seed)")
