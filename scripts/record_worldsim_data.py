@@ -1,4 +1,4 @@
-"""Record the WorldSim training data (real Breakout episodes, 32x32 RGB) into a compact .npz.
+"""Record the WorldSim training data (real Breakout episodes, 64x64 RGB) into a compact .npz.
 
 Usage: python scripts/record_worldsim_data.py [--out out/worldsim_breakout.npz] [--episodes 40] [--seed 0]
 The data is not shipped; the checkpoint stores this file's sha256, and the fixed seed regenerates it.
@@ -16,8 +16,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="out/worldsim_breakout.npz")
     p.add_argument("--game", default="Breakout")
-    p.add_argument("--episodes", type=int, default=40)
-    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--episodes", type=int, default=60)
+    p.add_argument("--size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ def rollout(model, frames: np.ndarray, actions: np.ndarray, t0: int, horizon: in
     out = []
     for h in range(horizon):
         a = torch.tensor([int(actions[t0 + h])])
-        nxt = torch.round(model.next_frame(ctx, a if use_action else None).clamp(0, 1) * 255) / 255
+        nxt = model.next_frame(ctx, a if use_action else None)  # decoded codebook patches: exact in uint8
         out.append((nxt[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
         ctx = torch.cat([ctx[:, 1:], nxt[:, None]], 1)
     return out
@@ -40,7 +40,7 @@ def main() -> None:
     tc = ck.meta["train_config"]
     ep = load_episodes(a.data)
     held = list(range(len(ep.frames) - tc["held_out"], len(ep.frames)))
-    k, gap = tc["context"], np.full((32, 2, 3), 255, np.uint8)
+    k, gap = tc["context"], np.full((tc["size"], 2, 3), 255, np.uint8)
     rows = []
     for i, e in enumerate(held[:3]):
         t0 = 40 + 25 * i
@@ -51,7 +51,7 @@ def main() -> None:
             rows.append(np.concatenate([x for f in r for x in (f, gap)], axis=1))
         rows.append(np.full((4, rows[-1].shape[1], 3), 255, np.uint8))
         print(f"episode {e} t0={t0} actions {ep.actions[e][t0:t0 + a.horizon].tolist()}")
-    write_png(a.out, np.concatenate(rows, axis=0), scale=4)
+    write_png(a.out, np.concatenate(rows, axis=0), scale=max(1, 128 // tc["size"]))
     print("rows per example: real / DWS simulator (FiLM + motion loss) / action-free base;", a.out)
 
 

@@ -46,13 +46,15 @@ class PIConfig:
 
 
 class ActorCritic(nn.Module):
-    """Policy and value from a uint8 context (B, K, 3, H, W)."""
+    """Policy and value from a uint8 context (B, K, 3, size, size); ``size`` a multiple of 8."""
 
-    def __init__(self, context: int, n_actions: int) -> None:
+    def __init__(self, context: int, n_actions: int, size: int = 64) -> None:
         super().__init__()
+        if size % 8:
+            raise ValueError(f"size must be a multiple of 8, got {size}")
         self.body = nn.Sequential(
             nn.Conv2d(3 * context, 16, 4, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * (size // 8) ** 2, 128), nn.ReLU(),
         )
         self.pi = nn.Linear(128, n_actions)
         self.v = nn.Linear(128, 1)
@@ -141,7 +143,7 @@ def train(sim: Any, cfg: PIConfig) -> tuple[ImaginationPolicy, dict[str, Any]]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     k = sim.model.cfg.context
-    net = ActorCritic(k, sim.single_action_space.n).to(dev)
+    net = ActorCritic(k, sim.single_action_space.n, sim.model.cfg.size).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     game = RealGame(sim.game, k, sim.model.cfg.size, seed=cfg.seed)
     ctx = game.reset().to(dev)
@@ -197,9 +199,9 @@ def train(sim: Any, cfg: PIConfig) -> tuple[ImaginationPolicy, dict[str, Any]]:
 
 
 def evaluate_real(policy: ImaginationPolicy, game: str = "Breakout", episodes: int = 5, max_steps: int = 1500,
-                  seed: int = 10_000, context: int = 4) -> list[float]:
+                  seed: int = 10_000, context: int = 4, size: int = 64) -> list[float]:
     """Returns of full real games (5 lives, capped at ``max_steps``) with the sampled policy."""
-    g = RealGame(game, context, seed=seed)
+    g = RealGame(game, context, size, seed=seed)
     gen = torch.Generator(device=policy.device).manual_seed(seed)
     out = []
     for _ in range(episodes):
@@ -228,7 +230,8 @@ def compare(seeds: tuple[int, ...] = (0, 1, 2), real_steps: int = 3000, eval_epi
     untrained = []
     for s in seeds:
         torch.manual_seed(s)
-        pol = ImaginationPolicy(ActorCritic(sim.model.cfg.context, sim.single_action_space.n), torch.device("cpu"))
+        cfg = sim.model.cfg
+        pol = ImaginationPolicy(ActorCritic(cfg.context, sim.single_action_space.n, cfg.size), torch.device("cpu"))
         untrained.append(float(np.mean(evaluate_real(pol, sim.game, eval_episodes, seed=10_000 + s))))
     out["untrained_policy"] = {"per_seed_mean_return": untrained, "mean": float(np.mean(untrained)),
                                "std": float(np.std(untrained))}

@@ -1,4 +1,4 @@
-"""The real ale-py game seen exactly as the simulator sees it: 32x32 RGB contexts of the last K frames.
+"""The real ale-py game seen exactly as the simulator sees it: 64x64 RGB contexts of the last K frames.
 
 FIRE is pressed automatically at the start and after every lost life (the usual Atari "fire reset"),
 as in the recorded data, so a policy chooses among the same 4 actions without having to learn to
@@ -16,7 +16,7 @@ from gymgen.worldsim.data import make_real_env, preprocess
 class RealGame:
     """One real Breakout game producing uint8 contexts (K, 3, H, W) like ``WorldSim.context``."""
 
-    def __init__(self, game: str = "Breakout", context: int = 4, size: int = 32, seed: int = 0) -> None:
+    def __init__(self, game: str = "Breakout", context: int = 4, size: int = 64, seed: int = 0) -> None:
         self.env = make_real_env(game)
         self.game, self.k, self.size, self.seed = game, context, size, seed
         self.episodes = 0

@@ -1,7 +1,7 @@
 """Save and load WorldSim checkpoints as safetensors (tensors + JSON metadata; never executes code).
 
-A checkpoint holds the world model's weights (``model.*``), the bank of real starting contexts
-(``bank``, uint8 (N, K, H, W, 3)) and metadata: the model config, the training config, the
+A checkpoint holds the world model's weights (``model.*``, the tokenizer's codebook included), the
+bank of real starting contexts as token grids (``bank``, int16 (N, K, g, g)) and metadata: the model config, the training config, the
 dataset's sha256, the game, its action meanings and reward values. Every way a file can be wrong
 (truncated, not safetensors, another format, missing or mis-shaped tensors) raises
 ``CheckpointError`` naming the file and what was expected.
@@ -19,7 +19,7 @@ import torch
 from gymgen.worldsim.model import ModelConfig, WorldModel
 
 FORMAT = "gymgen-worldsim"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: token world model (64x64); 1 was the 32x32 U-Net draft
 SHIPPED = {"Breakout": Path(__file__).parent / "checkpoints" / "breakout.safetensors"}
 
 
@@ -38,7 +38,7 @@ def _safetensors():
 
 @dataclass
 class LoadedCheckpoint:
-    """A loaded simulator: the model (eval mode), its start-context bank and metadata."""
+    """A loaded simulator: the model (eval mode), its start-context bank (int64 tokens (N, K, g, g)), metadata."""
 
     model: WorldModel
     bank: torch.Tensor
@@ -53,8 +53,8 @@ class LoadedCheckpoint:
 def save_checkpoint(path: str | Path, model: WorldModel, bank: torch.Tensor, meta: dict[str, Any]) -> None:
     """Write ``model`` weights, ``bank`` and JSON-encoded ``meta`` to a safetensors file."""
     st, _ = _safetensors()
-    if bank.dtype != torch.uint8 or bank.ndim != 5:
-        raise ValueError(f"bank must be uint8 (N, K, H, W, 3), got {bank.dtype} {tuple(bank.shape)}")
+    if bank.dtype != torch.int16 or bank.ndim != 4:
+        raise ValueError(f"bank must be int16 token grids (N, K, g, g), got {bank.dtype} {tuple(bank.shape)}")
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors["bank"] = bank.cpu().contiguous()
     md = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": json.dumps(model.cfg.as_dict())}
@@ -113,12 +113,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     if bad:
         raise CheckpointError(f"{str(path)!r}: tensor shapes do not match the model (name, got, expected): {bad[:5]}")
     bank = tensors.get("bank")
-    shape = (cfg.context, cfg.size, cfg.size, 3)
-    if bank is None or bank.dtype != torch.uint8 or tuple(bank.shape[1:]) != shape or bank.shape[0] < 1:
+    shape = (cfg.context, cfg.grid, cfg.grid)
+    if bank is None or bank.dtype != torch.int16 or tuple(bank.shape[1:]) != shape or bank.shape[0] < 1:
         raise CheckpointError(
-            f"{str(path)!r}: start-context bank must be uint8 (N, {', '.join(map(str, shape))}), got "
+            f"{str(path)!r}: start-context bank must be int16 token grids (N, {', '.join(map(str, shape))}), got "
             f"{None if bank is None else (bank.dtype, tuple(bank.shape))}"
         )
+    if int(bank.min()) < 0 or int(bank.max()) >= cfg.n_codes:
+        raise CheckpointError(f"{str(path)!r}: bank tokens must lie in [0, {cfg.n_codes - 1}]")
     cal = meta.get("head_calibration")
     if not isinstance(cal, dict) or not {"reward_nonzero_threshold", "done_logit_threshold"} <= set(cal):
         raise CheckpointError(f"{str(path)!r}: metadata lacks head_calibration thresholds")
@@ -126,4 +128,4 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"{str(path)!r}: reward_values must list {cfg.n_reward_classes} values")
     model.load_state_dict(got)
     model.eval().requires_grad_(False)
-    return LoadedCheckpoint(model.to(device), bank.to(device), meta)
+    return LoadedCheckpoint(model.to(device), bank.long().to(device), meta)

@@ -15,7 +15,7 @@ app = typer.Typer(help="WorldSim (DWS): train or inspect the learned world simul
 def train(
     out: Path = typer.Option(Path("worldsim-breakout.safetensors"), help="checkpoint to write"),
     game: str = "Breakout",
-    steps: int = typer.Option(1500, min=1, help="base pretraining steps (action module: same; heads: a third)"),
+    steps: int = typer.Option(2000, min=1, help="base pretraining and action-module steps (heads: half)"),
     seed: int = 0,
     device: str = "cpu",
     data: Optional[Path] = typer.Option(None, help="recorded .npz from scripts/record_worldsim_data.py (default: record now)"),

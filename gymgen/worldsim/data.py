@@ -8,6 +8,7 @@ uniform random actions) gives both purposeful paddle motion and action coverage.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +38,22 @@ def make_real_env(game: str = "Breakout", frameskip: int = 4):
     return gym.make(f"ALE/{game}-v5", frameskip=frameskip, repeat_action_probability=0.0)
 
 
-def preprocess(screen: np.ndarray, game: str = "Breakout", size: int = 32) -> np.ndarray:
-    """Crop a 210x160x3 uint8 screen to the playing field and max-pool it to ``size x size x 3``."""
+def preprocess(screen: np.ndarray, game: str = "Breakout", size: int = 64) -> np.ndarray:
+    """Crop a 210x160x3 uint8 screen to the playing field and max-pool it to ``size x size x 3``.
+
+    When the crop is not a multiple of ``size`` (160 -> 64), pixels are first repeated ``u`` times
+    (the smallest ``u`` making ``u * crop`` a multiple of ``size``), so each output pixel is the max
+    over a window of ``u * crop / size`` input pixels (2.5 for 160 -> 64).
+    """
     rows, cols = CROPS[game]
     field = screen[rows, cols]
     h, w = field.shape[:2]
-    if h % size or w % size:
-        raise ValueError(f"crop {h}x{w} is not divisible by size {size}")
+    if size < 1 or size > min(h, w):
+        raise ValueError(f"size must be in [1, {min(h, w)}], got {size}")
+    u = size // math.gcd(size, math.gcd(h, w))
+    if u > 1:
+        field = field.repeat(u, axis=0).repeat(u, axis=1)
+        h, w = h * u, w * u
     fh, fw = h // size, w // size
     return field.reshape(size, fh, size, fw, 3).max(axis=(1, 3))
 
@@ -60,7 +70,7 @@ class Episodes:
 
 
 def record_episodes(
-    game: str = "Breakout", n_episodes: int = 40, size: int = 32, frameskip: int = 4,
+    game: str = "Breakout", n_episodes: int = 40, size: int = 64, frameskip: int = 4,
     max_steps: int = 600, seed: int = 0,
 ) -> Episodes:
     """Play ``n_episodes`` with the mixed random/scripted policy and return the downsampled data."""

@@ -1,12 +1,14 @@
-"""Reproduce the shipped WorldSim checkpoint: record data, pretrain, add the action module, evaluate.
+"""Reproduce the shipped WorldSim checkpoint: record data, tokenize, pretrain, add the action module, evaluate.
 
-Stages (DWS recipe, scaled to a CPU): (1) pretrain the action-free ``BaseVideoModel`` on clips with
-actions ignored; (2) freeze it and train only the ``ActionFiLM`` module with the motion-reinforced
-loss; (3) train the reward/termination heads on *generated* next frames; (4) measure fidelity on
-held-out real episodes. With ``ablations=True`` it also trains the action module with the plain loss
-and a fully fine-tuned model, and reports them side by side (they are not shipped).
+Stages (DWS recipe, scaled to a CPU): (0) fit the patch tokenizer's codebook on training frames;
+(1) pretrain the action-free ``BaseVideoModel`` on token clips with actions ignored (plain
+cross-entropy); (2) freeze it and train only the ``ActionFiLM`` module with the motion-reinforced
+loss; (3) train the reward/termination heads on real transitions and set their thresholds on
+*generated* next grids (as the env will feed them); (4) measure fidelity on held-out real episodes.
+With ``ablations=True`` it also trains the action module with the plain loss and a fully fine-tuned
+model, and reports them side by side (they are not shipped).
 
-``python -m gymgen.worldsim.train --out gymgen/worldsim/checkpoints/breakout.safetensors --ablations``
+``python -m gymgen.worldsim.train --data out/worldsim_breakout.npz --ablations --report docs/worldsim_report.json``
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import argparse
 import copy
 import json
 import math
+import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,16 @@ import torch.nn.functional as F
 
 from gymgen.worldsim.data import Episodes, load_episodes, make_real_env, record_episodes, save_episodes
 from gymgen.worldsim.metrics import InverseDynamics, psnr, psnr_moving, ssim
-from gymgen.worldsim.model import ModelConfig, WorldModel, count_params, head_decisions, motion_reinforced_loss
+from gymgen.worldsim.model import (
+    ModelConfig,
+    WorldModel,
+    count_params,
+    fit_codebook,
+    head_decisions,
+    motion_reinforced_loss,
+)
 
 REWARD_VALUES = {"Breakout": [0.0, 1.0, 4.0, 7.0]}
-
-
-_BASE_KEYS = ("game", "size", "context", "width", "episodes", "max_episode_len", "held_out", "data_seed", "seed",
-              "batch", "lr", "base_steps")
 
 
 @dataclass
@@ -40,28 +46,32 @@ class TrainConfig:
     """Everything that determines the checkpoint (stored in its metadata)."""
 
     game: str = "Breakout"
-    size: int = 32
+    size: int = 64
+    patch: int = 4
+    n_codes: int = 512  # codebook cap
     context: int = 4
-    width: int = 16
-    episodes: int = 40
+    width: int = 32
+    episodes: int = 60
     max_episode_len: int = 600
-    held_out: int = 4
+    held_out: int = 6
     data_seed: int = 0
     seed: int = 0
-    batch: int = 32
+    batch: int = 64
     lr: float = 2e-3
-    base_steps: int = 1500
-    action_steps: int = 800
-    head_steps: int = 500
-    idm_steps: int = 500
+    base_steps: int = 3000
+    action_steps: int = 3000
+    head_steps: int = 1500
+    idm_steps: int = 600
     motion_weight: float = 10.0
-    motion_threshold: float = 0.05
     bank_size: int = 128
     horizon: int = 8
 
 
 class Transitions:
-    """Indexable (context, action, next frame, reward class, done) tuples over recorded episodes."""
+    """Indexable (context, action, next, reward class, done) tuples over recorded episodes.
+
+    Holds every frame once as uint8 (N, 3, H, W) and as tokens (N, g, g); ``ctx``/``next`` index them.
+    """
 
     def __init__(self, ep: Episodes, context: int, reward_values: list[float], device: torch.device) -> None:
         frames, ctx, nxt, act, rew, done, epi, tt = [], [], [], [], [], [], [], []
@@ -87,17 +97,28 @@ class Transitions:
         self.frames = cat(frames)
         self.ctx, self.next, self.action = cat(ctx), cat(nxt), cat(act).long()
         self.reward_class, self.done, self.episode, self.t = cat(rew), cat(done).bool(), cat(epi), cat(tt)
+        self.tokens: torch.Tensor | None = None
+
+    def tokenize(self, wm: WorldModel, chunk: int = 2048) -> None:
+        """Encode every frame with ``wm``'s tokenizer (after its codebook is set)."""
+        with torch.no_grad():
+            self.tokens = torch.cat([wm.tokenizer.encode(self.frames[i:i + chunk])
+                                     for i in range(0, len(self.frames), chunk)])
 
     def __len__(self) -> int:
         return len(self.action)
 
     def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(context (B,K,3,H,W), action (B,), next frame (B,3,H,W)) as floats in [0, 1]."""
-        return self.frames[self.ctx[idx]].float() / 255, self.action[idx], self.frames[self.next[idx]].float() / 255
+        """(context tokens (B,K,g,g), action (B,), next tokens (B,g,g))."""
+        return self.tokens[self.ctx[idx]], self.action[idx], self.tokens[self.next[idx]]
+
+    def frames_at(self, idx: torch.Tensor) -> torch.Tensor:
+        """Real frames (B, 3, H, W) in [0, 1] at frame indices ``idx``."""
+        return self.frames[idx].float() / 255
 
 
-def _quantize(x: torch.Tensor) -> torch.Tensor:
-    return torch.round(x.clamp(0, 1) * 255) / 255
+def _log(msg: str) -> None:
+    print(f"[worldsim.train] {msg}", file=sys.stderr, flush=True)
 
 
 def _fit(params, loss_fn, steps: int, lr: float, n: int, batch: int, gen: torch.Generator, device) -> float:
@@ -122,73 +143,89 @@ def _stage(seed: int, stage: int) -> torch.Generator:
     return torch.Generator().manual_seed(s)
 
 
-def train_action_module(base_state: dict, cfg: ModelConfig, tc: TrainConfig, data: Transitions,
+def train_action_module(pretrained: dict, cfg: ModelConfig, tc: TrainConfig, data: Transitions,
                         gen: torch.Generator, device, motion_weight: float, full_finetune: bool) -> WorldModel:
-    """Add a fresh ``ActionFiLM`` to a copy of the pretrained base and train it (base frozen unless full FT)."""
+    """Add a fresh ``ActionFiLM`` to a copy of the pretrained model and train it (base frozen unless full FT)."""
     wm = WorldModel(cfg).to(device)
-    wm.base.load_state_dict(base_state)
+    wm.load_state_dict(pretrained)
+    wm.requires_grad_(False)
+    wm.action.requires_grad_(True)
     wm.base.requires_grad_(full_finetune)
     params = list(wm.action.parameters()) + (list(wm.base.parameters()) if full_finetune else [])
 
     def loss(idx):
         ctx, a, nxt = data.get(idx)
-        return motion_reinforced_loss(wm.next_frame(ctx, a), nxt, ctx[:, -1], motion_weight, tc.motion_threshold)
+        return motion_reinforced_loss(wm.logits(ctx, a), nxt, ctx[:, -1], motion_weight)
 
     _fit(params, loss, tc.action_steps, tc.lr, len(data), tc.batch, gen, device)
     return wm.eval()
 
 
 def train_heads(wm: WorldModel, tc: TrainConfig, data: Transitions, gen: torch.Generator, device) -> None:
-    """Train reward/termination heads on next frames generated by ``wm`` (as the env will feed them)."""
+    """Train reward/termination heads on real transitions (real next grids), rare classes weighted up."""
     counts = torch.bincount(data.reward_class, minlength=wm.cfg.n_reward_classes).float()
-    cls_w = (counts.sum() / counts.clamp_min(1)).clamp_max(100.0)  # inverse frequency: rewards are rare
+    cls_w = (counts.sum() / counts.clamp_min(1)).sqrt()  # sqrt inverse frequency: rewards are rare
     cls_w = cls_w / cls_w[counts > 0].min()
-    pos_w = ((~data.done).sum() / data.done.sum().clamp_min(1)).clamp_max(100.0)
+    pos_w = ((~data.done).sum() / data.done.sum().clamp_min(1)).sqrt()
+    wm.heads.requires_grad_(True)
 
     def loss(idx):
-        ctx, a, _ = data.get(idx)
-        with torch.no_grad():
-            gen_next = _quantize(wm.next_frame(ctx, a))
-        rl, dl = wm.heads(ctx, gen_next, a)
-        return F.cross_entropy(rl, data.reward_class[idx], weight=cls_w) + F.binary_cross_entropy_with_logits(
-            dl, data.done[idx].float(), pos_weight=pos_w)
+        ctx, a, nxt = data.get(idx)
+        rl, dl = wm.heads(ctx, nxt, a)
+        return F.cross_entropy(rl, data.reward_class[idx], weight=cls_w.to(rl.device)) + \
+            F.binary_cross_entropy_with_logits(dl, data.done[idx].float(), pos_weight=pos_w.to(dl.device))
 
     wm.heads.train()
     _fit(wm.heads.parameters(), loss, tc.head_steps, tc.lr, len(data), tc.batch * 2, gen, device)
+    wm.heads.requires_grad_(False)
     wm.eval()
 
 
-def _rate_matched_threshold(score: torch.Tensor, label: torch.Tensor) -> float:
-    """Threshold at which the predicted positive rate equals the real positive rate of ``label``."""
-    rate = label.float().mean().item()
-    if rate <= 0:
+def _f1_threshold(score: torch.Tensor, label: torch.Tensor) -> float:
+    """Threshold on ``score`` that maximises F1 for ``label`` (above the max score when no positives)."""
+    if not bool(label.any()):
         return float(score.max()) + 1.0
-    return float(torch.quantile(score, 1.0 - rate))
+    s, order = score.sort(descending=True)
+    tp = label[order].float().cumsum(0)
+    k = torch.arange(1, len(s) + 1, device=s.device)
+    f1 = 2 * tp / (k + label.sum())
+    i = int(f1.argmax())
+    return float((s[i] + s[i + 1]) / 2) if i + 1 < len(s) else float(s[i]) - 1e-6
 
 
 @torch.no_grad()
-def _head_outputs(wm: WorldModel, data: Transitions, device, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(wm: WorldModel, ctx: torch.Tensor, action: torch.Tensor | None, temperature: float = 0.0,
+             generator: torch.Generator | None = None, chunk: int = 256) -> torch.Tensor:
+    """``wm.next_tokens`` in chunks of ``chunk`` rows (bounded memory for the (B, g, g, V) logits)."""
+    return torch.cat([wm.next_tokens(ctx[i:i + chunk], None if action is None else action[i:i + chunk], temperature,
+                                     generator) for i in range(0, len(ctx), chunk)])
+
+
+@torch.no_grad()
+def _head_outputs(wm: WorldModel, data: Transitions, device, generated: bool = True,
+                  chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     rls, dls = [], []
     for i in range(0, len(data), chunk):
         idx = torch.arange(i, min(i + chunk, len(data)), device=device)
-        ctx, a, _ = data.get(idx)
-        rl, dl = wm.heads(ctx, _quantize(wm.next_frame(ctx, a)), a)
+        ctx, a, nxt = data.get(idx)
+        rl, dl = wm.heads(ctx, generate(wm, ctx, a) if generated else nxt, a)
         rls.append(rl)
         dls.append(dl)
     return torch.cat(rls), torch.cat(dls)
 
 
-def calibrate_heads(wm: WorldModel, data: Transitions, device) -> dict[str, float]:
-    """Head thresholds whose predicted reward/termination rates on training transitions (generated
-    next frames) equal the real rates, so the simulator pays rewards and ends lives as often as the game."""
+def calibrate_heads(wm: WorldModel, data: Transitions, device) -> dict[str, Any]:
+    """Thresholds that maximise F1 of reward / termination decisions on training transitions whose
+    next grid is *generated* by ``wm`` (what the env feeds the heads)."""
     rl, dl = _head_outputs(wm, data, device)
-    return {"reward_nonzero_threshold": _rate_matched_threshold(1 - rl.softmax(-1)[:, 0], data.reward_class > 0),
-            "done_logit_threshold": _rate_matched_threshold(dl, data.done), "rule": "rate_matched"}
+    return {"reward_nonzero_threshold": _f1_threshold(1 - rl.softmax(-1)[:, 0], data.reward_class > 0),
+            "done_logit_threshold": _f1_threshold(dl, data.done), "rule": "max_f1_on_generated_train"}
 
 
-def head_metrics(wm: WorldModel, data: Transitions, device, calibration: dict, reward_values: list[float]) -> dict:
+def head_metrics(wm: WorldModel, data: Transitions, device, calibration: dict, reward_values: list[float],
+                 generated: bool = True) -> dict:
     """Reward/termination decisions of the heads vs the real labels (precision, recall, rates)."""
-    rl, dl = _head_outputs(wm, data, device)
+    rl, dl = _head_outputs(wm, data, device, generated)
     rv = torch.tensor(reward_values, device=rl.device)
     reward, done = head_decisions(rl, dl, rv, calibration)
     real_r, d = rv[data.reward_class], data.done
@@ -210,17 +247,20 @@ def train_inverse_dynamics(tc: TrainConfig, data: Transitions, n_actions: int, g
     idm(torch.zeros(1, 3, tc.size, tc.size, device=device), torch.zeros(1, 3, tc.size, tc.size, device=device))
 
     def loss(idx):
-        ctx, a, nxt = data.get(idx)
-        return F.cross_entropy(idm(ctx[:, -1], nxt), a)
+        return F.cross_entropy(idm(data.frames_at(data.ctx[idx][:, -1]), data.frames_at(data.next[idx])),
+                               data.action[idx])
 
-    _fit(idm.parameters(), loss, tc.idm_steps, tc.lr, len(data), tc.batch * 2, gen, device)
+    _fit(idm.parameters(), loss, tc.idm_steps, tc.lr, len(data), tc.batch, gen, device)
     return idm.eval()
 
 
 @torch.no_grad()
 def evaluate(wm: WorldModel, test: Transitions, idm: InverseDynamics, horizon: int, use_action: bool = True,
-             calibration: dict[str, float] | None = None, reward_values: list[float] | None = None) -> dict[str, Any]:
-    """Open-loop fidelity on held-out episodes: per-step PSNR/SSIM/moving-PSNR, one-step IDM accuracy."""
+             temperature: float = 0.0, seed: int = 0, calibration: dict | None = None,
+             reward_values: list[float] | None = None) -> dict[str, Any]:
+    """Open-loop fidelity on held-out episodes against the real frames: per-step PSNR/SSIM/moving-PSNR,
+    one-step inverse-dynamics accuracy and (with ``calibration``) reward/termination head metrics."""
+    gen = torch.Generator(device=test.frames.device).manual_seed(seed)
     ok = torch.ones(len(test), dtype=torch.bool, device=test.t.device)
     for h in range(1, horizon):  # start points whose next ``horizon`` steps stay in the same episode
         j = (torch.arange(len(test), device=ok.device) + h).clamp_max(len(test) - 1)
@@ -230,57 +270,70 @@ def evaluate(wm: WorldModel, test: Transitions, idm: InverseDynamics, horizon: i
     rows = {"psnr": [], "ssim": [], "psnr_moving": []}
     for h in range(horizon):
         idx = starts + h
-        _, a, real = test.get(idx)
-        prev_real = test.frames[test.ctx[idx][:, -1]].float() / 255
-        pred = _quantize(wm.next_frame(ctx, a if use_action else None))
+        _, a, _ = test.get(idx)
+        real, prev_real = test.frames_at(test.next[idx]), test.frames_at(test.ctx[idx][:, -1])
+        tok = generate(wm, ctx, a if use_action else None, temperature, gen)
+        pred = wm.tokenizer.decode(tok)
         rows["psnr"].append(psnr(pred, real).mean().item())
         rows["ssim"].append(ssim(pred, real).mean().item())
         rows["psnr_moving"].append(psnr_moving(pred, real, prev_real).nanmean().item())
-        ctx = torch.cat([ctx[:, 1:], pred[:, None]], 1)
-    all_idx = torch.arange(len(test), device=ok.device)
-    c, a, real = test.get(all_idx)
-    pred = _quantize(wm.next_frame(c, a if use_action else None))
+        ctx = torch.cat([ctx[:, 1:], tok[:, None]], 1)
+    idx = torch.arange(len(test), device=ok.device)
+    c, a, nxt = test.get(idx)
+    tok = generate(wm, c, a if use_action else None, temperature, gen)
+    pred, prev = wm.tokenizer.decode(tok), test.frames_at(test.ctx[idx][:, -1])
+    real = test.frames_at(test.next[idx])
+    moved = nxt != c[:, -1]
     out = {
         "n_rollouts": len(starts),
         "horizon": horizon,
+        "temperature": temperature,
         "per_step": rows,
         "psnr_mean": sum(rows["psnr"]) / horizon,
         "ssim_mean": sum(rows["ssim"]) / horizon,
         "psnr_moving_mean": sum(rows["psnr_moving"]) / horizon,
-        "idm_accuracy_generated": (idm(c[:, -1], pred).argmax(1) == a).float().mean().item(),
-        "one_step_psnr_moving": psnr_moving(pred, real, c[:, -1]).nanmean().item(),
+        "idm_accuracy_generated": (idm(prev, pred).argmax(1) == a).float().mean().item(),
+        "one_step_psnr_moving": psnr_moving(pred, real, prev).nanmean().item(),
+        "one_step_changed_token_accuracy": (tok[moved] == nxt[moved]).float().mean().item(),
+        "one_step_token_accuracy": (tok == nxt).float().mean().item(),
     }
     if calibration is not None:
-        out.update(head_metrics(wm, test, c.device, calibration, reward_values))
+        out["heads_on_generated"] = head_metrics(wm, test, c.device, calibration, reward_values)
+        out["heads_on_real"] = head_metrics(wm, test, c.device, calibration, reward_values, generated=False)
     return out
 
 
 def make_bank(train: Transitions, n: int, gen: torch.Generator) -> torch.Tensor:
-    """``n`` real contexts (uint8 (n,K,H,W,3)) from training episodes, none spanning a lost life."""
+    """``n`` real token contexts (int16 (n, K, g, g)) from training episodes, none spanning a lost life."""
     k = train.ctx.shape[1]
     ok = train.t >= k - 1
     for h in range(1, k):
         j = (torch.arange(len(train), device=ok.device) - h).clamp_min(0)
         ok &= ~(train.done[j] & (train.episode[j] == train.episode))
     cand = torch.nonzero(ok).squeeze(1).cpu()
-    pick = cand[torch.randperm(len(cand), generator=gen)[:n]]
-    return train.frames[train.next[pick.to(train.t.device)][:, None] - 1 - torch.arange(k - 1, -1, -1, device=ok.device)
-                        ].permute(0, 1, 3, 4, 2).contiguous().cpu()
+    pick = cand[torch.randperm(len(cand), generator=gen)[:n]].to(train.t.device)
+    return train.tokens[train.ctx[pick]].to(torch.int16).cpu()
 
 
-def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 1500, seed: int = 0,
+def _split(ep: Episodes, held_out: int) -> tuple[Episodes, Episodes]:
+    if len(ep.frames) <= held_out:
+        raise ValueError(f"need more than held_out={held_out} episodes, got {len(ep.frames)}")
+    cut = len(ep.frames) - held_out
+    fields = ("frames", "actions", "rewards", "life_loss", "terminals")
+    return (Episodes(*(getattr(ep, f)[:cut] for f in fields)), Episodes(*(getattr(ep, f)[cut:] for f in fields)))
+
+
+def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 2000, seed: int = 0,
                    device: str = "cpu", data_path: str | Path | None = None, ablations: bool = False,
-                   base_from: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
+                   **overrides: Any) -> dict[str, Any]:
     """Train a WorldSim checkpoint at ``out_path`` and return a report (metrics, timings, sizes).
 
-    ``steps`` is the number of base pretraining steps; the action module gets ``steps // 2``, the
-    heads and the inverse-dynamics probe ``steps // 3``. ``base_from``: skip stage 1 and reuse the
-    action-free base of an earlier checkpoint with the same base settings (stages are seeded separately,
-    so the later stages are the same as in a run from scratch). ``data_path``: a recorded .npz (from
+    ``steps`` is the number of base pretraining steps and action-module steps; the heads get
+    ``steps // 2`` and the inverse-dynamics probe ``steps // 5``. ``data_path``: a recorded .npz (from
     ``scripts/record_worldsim_data.py``); if None the data is recorded now with ``data_seed``.
     """
-    tc = TrainConfig(game=game, seed=seed, base_steps=steps, action_steps=steps, head_steps=max(steps // 3, 1),
-                     idm_steps=max(steps // 3, 1))
+    tc = TrainConfig(game=game, seed=seed, base_steps=steps, action_steps=steps, head_steps=max(steps // 2, 1),
+                     idm_steps=max(steps // 5, 1))
     tc = TrainConfig(**{**asdict(tc), **overrides})
     dev = torch.device(device)
     timings: dict[str, float] = {}
@@ -296,73 +349,87 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 15
 
             sha = file_sha256(data_path)
         ep = load_episodes(data_path)
+    if ep.frames[0].shape[1] != tc.size:
+        raise ValueError(f"dataset {str(data_path)!r} has {ep.frames[0].shape[1]}px frames, config size={tc.size}")
     timings["data_s"] = time.time() - t0
-    if len(ep.frames) <= tc.held_out:
-        raise ValueError(f"need more than held_out={tc.held_out} episodes, got {len(ep.frames)}")
-    split = len(ep.frames) - tc.held_out
-    sub = lambda s: Episodes(*(getattr(ep, f)[s] for f in ("frames", "actions", "rewards", "life_loss", "terminals")))  # noqa: E731
     rv = REWARD_VALUES[game]
-    train = Transitions(sub(slice(0, split)), tc.context, rv, dev)
-    test = Transitions(sub(slice(split, None)), tc.context, rv, dev)
+    train_ep, test_ep = _split(ep, tc.held_out)
+    train, test = Transitions(train_ep, tc.context, rv, dev), Transitions(test_ep, tc.context, rv, dev)
     env = make_real_env(game)
     n_actions, meanings = int(env.action_space.n), env.unwrapped.get_action_meanings()
     env.close()
-    cfg = ModelConfig(size=tc.size, context=tc.context, n_actions=n_actions, width=tc.width, n_reward_classes=len(rv))
+    cfg = ModelConfig(size=tc.size, patch=tc.patch, n_codes=tc.n_codes, context=tc.context, n_actions=n_actions,
+                      width=tc.width, n_reward_classes=len(rv))
+
+    # (0) tokenizer: codebook of the training frames' patches (at most tc.n_codes; the model's
+    # vocabulary is the codebook actually fitted, so no compute goes to unused codes)
+    t0 = time.time()
+    codes, code_stats = fit_codebook(train.frames, cfg, seed=tc.seed)
+    cfg = replace(cfg, n_codes=len(codes))
+    wm0 = WorldModel(cfg).to(dev)
+    wm0.tokenizer.set_codebook(codes.to(dev))
+    train.tokenize(wm0)
+    test.tokenize(wm0)
+    with torch.no_grad():
+        rec = wm0.tokenizer.decode(test.tokens[:512])
+        code_stats["held_out_reconstruction_psnr"] = psnr(rec, test.frames_at(torch.arange(len(rec)))).mean().item()
+    timings["tokenizer_s"] = time.time() - t0
+    _log(f"tokenizer_s: {timings['tokenizer_s']:.0f} s")
 
     # (1) action-free pretraining: the base never sees actions
     t0 = time.time()
     gen = _stage(tc.seed, 1)
-    wm0 = WorldModel(cfg).to(dev)
-    base_from_sha = None
-    if base_from is not None:  # reuse the stage-1 base of an earlier checkpoint of the same config
-        from gymgen.worldsim.checkpoint import read_checkpoint
-        from gymgen.worldsim.data import file_sha256
 
-        tensors, prev_meta = read_checkpoint(base_from)
-        same = {k: prev_meta["train_config"].get(k) == getattr(tc, k) for k in _BASE_KEYS}
-        if not all(same.values()):
-            raise ValueError(f"base_from={str(base_from)!r} was trained with a different base config: {same}")
-        wm0.base.load_state_dict({k[len("model.base."):]: v for k, v in tensors.items() if k.startswith("model.base.")})
-        base_from_sha = file_sha256(base_from)
-    else:
-        def base_loss(idx):
-            ctx, _, nxt = train.get(idx)
-            return F.mse_loss(wm0.next_frame(ctx, None), nxt)
+    def base_loss(idx):
+        ctx, _, nxt = train.get(idx)
+        return F.cross_entropy(wm0.logits(ctx, None).flatten(0, -2), nxt.flatten())
 
-        _fit(wm0.base.parameters(), base_loss, tc.base_steps, tc.lr, len(train), tc.batch, gen, dev)
-    base_state = copy.deepcopy(wm0.base.state_dict())
+    wm0.requires_grad_(False)
+    wm0.base.requires_grad_(True)
+    _fit(wm0.base.parameters(), base_loss, tc.base_steps, tc.lr, len(train), tc.batch, gen, dev)
+    wm0.eval()
+    pretrained = copy.deepcopy(wm0.state_dict())
     timings["base_pretrain_s"] = time.time() - t0
+    _log(f"base_pretrain_s: {timings['base_pretrain_s']:.0f} s")
 
     # (2) the shipped model: frozen base + FiLM action module, motion-reinforced loss
     t0 = time.time()
-    wm = train_action_module(base_state, cfg, tc, train, _stage(tc.seed, 2), dev, tc.motion_weight, full_finetune=False)
+    wm = train_action_module(pretrained, cfg, tc, train, _stage(tc.seed, 2), dev, tc.motion_weight, full_finetune=False)
     timings["action_module_s"] = time.time() - t0
+    _log(f"action_module_s: {timings['action_module_s']:.0f} s")
     t0 = time.time()
     train_heads(wm, tc, train, _stage(tc.seed, 3), dev)
     calibration = calibrate_heads(wm, train, dev)
     timings["heads_s"] = time.time() - t0
+    _log(f"heads_s: {timings['heads_s']:.0f} s")
 
     t0 = time.time()
     idm = train_inverse_dynamics(tc, train, n_actions, _stage(tc.seed, 4), dev)
-    c, a, nx = test.get(torch.arange(len(test), device=dev))
     with torch.no_grad():
-        idm_real = (idm(c[:, -1], nx).argmax(1) == a).float().mean().item()
-    results = {"dws_film_motion": evaluate(wm, test, idm, tc.horizon, calibration=calibration, reward_values=rv),
-               "base_action_free": evaluate(wm0.eval(), test, idm, tc.horizon, use_action=False)}
+        all_idx = torch.arange(len(test), device=dev)
+        idm_real = (idm(test.frames_at(test.ctx[all_idx][:, -1]), test.frames_at(test.next[all_idx])).argmax(1)
+                    == test.action).float().mean().item()
+    ev = lambda m, **kw: evaluate(m, test, idm, tc.horizon, seed=tc.seed, **kw)  # noqa: E731
+    results = {"dws_film_motion": ev(wm, calibration=calibration, reward_values=rv),
+               "dws_film_motion_sampled": ev(wm, temperature=1.0),
+               "base_action_free": ev(wm0, use_action=False)}
     timings["eval_s"] = time.time() - t0
+    _log(f"eval_s: {timings['eval_s']:.0f} s")
     if ablations:
         t0 = time.time()
-        plain = train_action_module(base_state, cfg, tc, train, _stage(tc.seed, 2), dev, 0.0, full_finetune=False)
-        results["film_plain_loss"] = evaluate(plain, test, idm, tc.horizon)
-        full = train_action_module(base_state, cfg, tc, train, _stage(tc.seed, 2), dev, tc.motion_weight,
+        plain = train_action_module(pretrained, cfg, tc, train, _stage(tc.seed, 2), dev, 0.0, full_finetune=False)
+        results["film_plain_loss"] = ev(plain)
+        full = train_action_module(pretrained, cfg, tc, train, _stage(tc.seed, 2), dev, tc.motion_weight,
                                    full_finetune=True)
-        results["full_finetune_motion"] = evaluate(full, test, idm, tc.horizon)
+        results["full_finetune_motion"] = ev(full)
         timings["ablations_s"] = time.time() - t0
+        _log(f"ablations_s: {timings['ablations_s']:.0f} s")
     counts = torch.bincount(test.action, minlength=n_actions).float()
     report = {
         "train_config": asdict(tc),
         "dataset_sha256": sha,
         "transitions": {"train": len(train), "held_out": len(test)},
+        "tokenizer": code_stats,
         "params": {"base": count_params(wm.base), "action_module": count_params(wm.action),
                    "heads": count_params(wm.heads),
                    "action_module_fraction_of_base": count_params(wm.action) / count_params(wm.base)},
@@ -373,8 +440,8 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 15
         "timings_s": timings,
     }
     bank = make_bank(train, tc.bank_size, _stage(tc.seed, 6))
-    meta = {"train_config": asdict(tc), "dataset_sha256": sha, "base_from_sha256": base_from_sha, "game": game, "action_meanings": meanings,
-            "reward_values": rv, "termination": "life_lost", "head_calibration": calibration,
+    meta = {"train_config": asdict(tc), "dataset_sha256": sha, "game": game, "action_meanings": meanings,
+            "reward_values": rv, "termination": "life_lost", "head_calibration": calibration, "tokenizer": code_stats,
             "metrics": {k: {m: v for m, v in r.items() if m != "per_step"} for k, r in results.items()}}
     from gymgen.worldsim.checkpoint import save_checkpoint
 
@@ -382,55 +449,19 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 15
     return report
 
 
-def recalibrate_checkpoint(path: str | Path, data_path: str | Path, device: str = "cpu") -> dict[str, Any]:
-    """Recompute the head thresholds of a checkpoint with the current rule on its own training split.
-
-    The result equals what ``train_worldsim`` writes for the same weights (calibration is its last,
-    deterministic stage); the dataset hash must match the checkpoint's.
-    """
-    from gymgen.worldsim.checkpoint import load_checkpoint, save_checkpoint
-    from gymgen.worldsim.data import file_sha256
-
-    ck = load_checkpoint(path, device)
-    tc = ck.meta["train_config"]
-    if file_sha256(data_path) != ck.meta["dataset_sha256"]:
-        raise ValueError(f"{str(data_path)!r} is not the dataset {ck.meta['dataset_sha256']} of {str(path)!r}")
-    ep = load_episodes(data_path)
-    split = len(ep.frames) - tc["held_out"]
-    sub = lambda s: Episodes(*(getattr(ep, f)[s] for f in ("frames", "actions", "rewards", "life_loss", "terminals")))  # noqa: E731
-    dev = torch.device(device)
-    train = Transitions(sub(slice(0, split)), tc["context"], ck.reward_values, dev)
-    test = Transitions(sub(slice(split, None)), tc["context"], ck.reward_values, dev)
-    cal = calibrate_heads(ck.model, train, dev)
-    metrics = head_metrics(ck.model, test, dev, cal, ck.reward_values)
-    meta = dict(ck.meta)
-    meta["head_calibration"] = cal
-    meta["metrics"] = {**meta.get("metrics", {})}
-    meta["metrics"]["dws_film_motion"] = {**meta["metrics"].get("dws_film_motion", {}), **metrics}
-    bank = ck.bank.cpu()
-    save_checkpoint(path, ck.model.cpu(), bank, {k: v for k, v in meta.items() if k != "model_config"})
-    return {"head_calibration": cal, "held_out_head_metrics": metrics}
-
-
 def main(argv: list[str] | None = None) -> None:
     """CLI: train a checkpoint and print/write the report."""
     p = argparse.ArgumentParser(description="Train a WorldSim checkpoint (DWS recipe, CPU scale).")
     p.add_argument("--out", default="gymgen/worldsim/checkpoints/breakout.safetensors")
     p.add_argument("--game", default="Breakout")
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", default=None, help="recorded .npz (default: record now with the fixed seed)")
     p.add_argument("--ablations", action="store_true", help="also train plain-loss and full-fine-tune variants")
     p.add_argument("--report", default=None, help="write the JSON report here")
-    p.add_argument("--base-from", default=None, help="reuse the action-free base of this earlier checkpoint")
-    p.add_argument("--recalibrate", action="store_true",
-                   help="only recompute the head thresholds of --out on --data (no training)")
     a = p.parse_args(argv)
-    if a.recalibrate:
-        print(json.dumps(recalibrate_checkpoint(a.out, a.data, a.device), indent=1))
-        return
-    rep = train_worldsim(a.out, a.game, a.steps, a.seed, a.device, a.data, a.ablations, a.base_from)
+    rep = train_worldsim(a.out, a.game, a.steps, a.seed, a.device, a.data, a.ablations)
     txt = json.dumps(rep, indent=1)
     if a.report:
         Path(a.report).write_text(txt)

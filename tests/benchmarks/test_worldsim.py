@@ -1,7 +1,7 @@
 """WorldSim speed: generated frames/s at batch 1 and 64, vs one real ale-py Breakout step (same run).
 
 Run: ``pytest tests/benchmarks/test_worldsim.py --benchmark-enable -p no:randomly``. Frames/s of a
-batched step is ``batch / mean time``; the real step includes the same 32x32 preprocessing.
+batched step is ``batch / mean time``; the real step includes the same 64x64 preprocessing.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def test_td_priorities_follow_the_value_error() -> None:
     net = ActorCritic(4, 4)
     for p in net.parameters():
         torch.nn.init.zeros_(p)  # V == 0 everywhere: |TD| == |reward|
-    ctx = torch.zeros(3, 4, 3, 32, 32, dtype=torch.uint8)
+    ctx = torch.zeros(3, 4, 3, 64, 64, dtype=torch.uint8)
     buf = {"ctx": ctx, "next": ctx, "reward": torch.tensor([0.0, 1.0, 4.0]), "done": torch.zeros(3, dtype=torch.bool)}
     p = _td_priorities(net, buf, PIConfig(alpha=1.0))
     assert torch.allclose(p, torch.tensor([0.0, 1.0, 4.0]) + 1e-3)

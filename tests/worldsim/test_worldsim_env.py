@@ -43,7 +43,7 @@ def test_gymnasium_check_env_and_spaces() -> None:
     env = gymnasium.make("gymgen/WorldSim-v0")
     check_env(env.unwrapped, skip_render_check=True)
     assert env.action_space == gymnasium.spaces.Discrete(4)
-    assert env.observation_space["frame"].shape == (32, 32, 3)
+    assert env.observation_space["frame"].shape == (64, 64, 3)
     assert env.spec.max_episode_steps == 200
 
 
@@ -79,9 +79,10 @@ def test_actions_change_the_generated_frame() -> None:
     for s in range(8):
         env.seed_rng(s)
         env.reset_tensors()
-        ctx = env.context.clone()
-        right, _, _ = env.imagine(ctx, torch.tensor([2]))
-        left, _, _ = env.imagine(ctx, torch.tensor([3]))
+        ctx = env.tokens.clone()
+        right, _, _ = env.imagine_tokens(ctx, torch.tensor([2]))
+        left, _, _ = env.imagine_tokens(ctx, torch.tensor([3]))
+        right, left = env.decode(right), env.decode(left)
         diffs.append((right.float() - left.float()).abs().sum().item())
     assert max(diffs) > 255, diffs
 
@@ -90,27 +91,45 @@ def test_batched_rows_match_single_env() -> None:
     env = WorldSim(batch_size=4)
     env.seed_rng(0)
     env.reset_tensors()
-    ctx = env.context.clone()
+    ctx = env.tokens.clone()
+    frames = env.decode(ctx.flatten(0, 1)).unflatten(0, ctx.shape[:2])
     acts = torch.tensor([0, 1, 2, 3])
     obs, reward, term, trunc, _ = env.step_tensors(acts)
     for i in range(4):
-        f, r, d = env.imagine(ctx[i:i + 1], acts[i:i + 1])
-        assert (f[0].permute(1, 2, 0).int() - obs["frame"][i].int()).abs().max() <= 1
+        f, r, d = env.imagine(frames[i:i + 1], acts[i:i + 1])  # the frame API tokenizes losslessly
+        assert torch.equal(f[0].permute(1, 2, 0), obs["frame"][i])
+        assert r[0] == reward[i] and d[0] == term[i]
     assert reward.shape == (4,) and term.dtype == torch.bool and not trunc.any()
+
+
+def test_sampling_temperature_is_seeded_and_bad_temperature_raises() -> None:
+    def run(seed: int) -> torch.Tensor:
+        env = WorldSim(batch_size=4, temperature=1.0)
+        env.seed_rng(seed)
+        env.reset_tensors()
+        for _ in range(3):
+            env.reset_tensors(env.finished.clone())
+            obs, *_ = env.step_tensors(torch.tensor([2, 3, 0, 2]))
+        return obs["frame"].clone()
+
+    assert torch.equal(run(5), run(5))
+    with pytest.raises(ValueError, match="temperature"):
+        WorldSim(temperature=-1.0)
 
 
 def test_inactive_rows_untouched_and_vector_env() -> None:
     env = WorldSim(batch_size=3)
     env.reset_tensors()
-    before = env.context.clone()
+    before, frame = env.tokens.clone(), env.frame.clone()
     active = torch.tensor([True, False, True])
     _, reward, term, _, _ = env.step_tensors(torch.tensor([2, 2, 2]), active)
-    assert torch.equal(env.context[1], before[1]) and reward[1] == 0 and not term[1]
+    assert torch.equal(env.tokens[1], before[1]) and torch.equal(env.frame[1], frame[1])
+    assert reward[1] == 0 and not term[1]
     venv = gymgen.make_vec("gymgen/WorldSim-v0", num_envs=4)
     obs, _ = venv.reset(seed=1)
     for _ in range(5):
         obs, r, te, tr, _ = venv.step(np.array([2, 3, 0, 1]))
-    assert obs["frame"].shape == (4, 32, 32, 3) and obs["frame"].dtype == np.uint8
+    assert obs["frame"].shape == (4, 64, 64, 3) and obs["frame"].dtype == np.uint8
 
 
 def test_bad_actions_raise() -> None:
@@ -136,7 +155,8 @@ def test_checkpoint_metadata_is_complete() -> None:
     meta = ck.meta
     assert len(meta["dataset_sha256"]) == 64
     assert meta["train_config"]["game"] == "Breakout" and meta["action_meanings"] == ["NOOP", "FIRE", "RIGHT", "LEFT"]
-    assert ck.bank.dtype == torch.uint8 and ck.bank.shape[1:] == (4, 32, 32, 3)
+    assert ck.bank.shape[1:] == (4, 16, 16) and int(ck.bank.max()) < ck.model.cfg.n_codes
+    assert ck.meta["tokenizer"]["codes"] <= ck.model.cfg.n_codes
     assert CKPT.stat().st_size < 5_000_000
 
 
@@ -176,7 +196,7 @@ def test_mismatched_checkpoints_raise(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "something-else"})
     with pytest.raises(CheckpointError, match="format"):
         load_checkpoint(tmp_path / "other.safetensors")
-    bank = torch.zeros(2, 4, 32, 32, 3, dtype=torch.uint8)
+    bank = torch.zeros(2, 4, 16, 16, dtype=torch.int16)
     meta = {"game": "Breakout", "reward_values": [0.0, 1.0, 4.0, 7.0], "action_meanings": ["NOOP", "FIRE", "RIGHT", "LEFT"]}
     wide = WorldModel(ModelConfig(width=32))
     save_checkpoint(tmp_path / "wide.safetensors", wide, bank, meta)
@@ -189,10 +209,19 @@ def test_mismatched_checkpoints_raise(tmp_path: Path) -> None:
     save_file(tensors, str(tmp_path / "lie.safetensors"), metadata=md)
     with pytest.raises(CheckpointError, match="shapes do not match"):
         load_checkpoint(tmp_path / "lie.safetensors")
+    good_md = {**md, "model_config": json.dumps(wide.cfg.as_dict())}
+    tensors["bank"] = torch.full((2, 4, 16, 16), wide.cfg.n_codes, dtype=torch.int16)  # token out of range
+    save_file(tensors, str(tmp_path / "badtok.safetensors"), metadata=good_md)
+    with pytest.raises(CheckpointError, match="bank tokens"):
+        load_checkpoint(tmp_path / "badtok.safetensors")
     tensors.pop("bank")
-    save_file(tensors, str(tmp_path / "nobank.safetensors"), metadata={**md, "model_config": json.dumps(wide.cfg.as_dict())})
+    save_file(tensors, str(tmp_path / "nobank.safetensors"), metadata=good_md)
     with pytest.raises(CheckpointError, match="bank"):
         load_checkpoint(tmp_path / "nobank.safetensors")
+    md["format_version"] = "1"  # the 32x32 draft's files
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=md)
+    with pytest.raises(CheckpointError, match="format_version"):
+        load_checkpoint(tmp_path / "old.safetensors")
 
 
 def test_game_mismatch_and_unknown_game(tmp_path: Path) -> None:

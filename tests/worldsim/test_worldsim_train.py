@@ -27,7 +27,8 @@ def test_train_smoke_produces_a_loadable_playable_checkpoint(tmp_path: Path) -> 
     env = WorldSim(batch_size=2, checkpoint=str(out))
     env.reset_tensors()
     obs, reward, term, trunc, _ = env.step_tensors(torch.tensor([1, 2]))
-    assert obs["frame"].shape == (2, 32, 32, 3)
+    assert obs["frame"].shape == (2, 64, 64, 3)
+    assert rep["tokenizer"]["held_out_reconstruction_psnr"] > 30  # the patch codebook is (near) lossless
 
 
 def test_data_recording_is_deterministic(tmp_path: Path) -> None:
@@ -37,4 +38,4 @@ def test_data_recording_is_deterministic(tmp_path: Path) -> None:
     b = save_episodes(record_episodes(n_episodes=1, max_steps=20, seed=3), tmp_path / "b.npz", {"s": 3})
     assert a == b
     ep = load_episodes(tmp_path / "a.npz")
-    assert ep.frames[0].shape == (len(ep.actions[0]) + 1, 32, 32, 3)
+    assert ep.frames[0].shape == (len(ep.actions[0]) + 1, 64, 64, 3)
