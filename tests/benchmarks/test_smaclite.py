@@ -45,8 +45,10 @@ def _bench(benchmark, env: SMACLite) -> None:
         benchmark.extra_info["env_steps_per_s"] = n / stats.stats.mean
 
 
-@pytest.mark.parametrize("batch", [1, 1024])
-def test_smaclite_3m_env_steps(benchmark, batch: int) -> None:
+@pytest.mark.parametrize(("batch", "threads"), [(1, 1), (1024, 1), (1024, 2)])
+def test_smaclite_3m_env_steps(benchmark, torch_threads, batch: int, threads: int) -> None:
+    torch_threads(threads)  # the goal is for 2 cores; 1 thread is the robust number on a busy box
+    benchmark.extra_info["torch_threads"] = threads
     _bench(benchmark, SMACLite("3m", batch_size=batch))
 
 

@@ -28,11 +28,13 @@ def _stepper(batch: int):
     return step
 
 
-@pytest.mark.parametrize("batch", [1, 64])
-def test_worldsim_imagined_step(benchmark, batch: int) -> None:
+@pytest.mark.parametrize(("batch", "threads"), [(1, 1), (64, 1), (64, 2)])
+def test_worldsim_imagined_step(benchmark, torch_threads, batch: int, threads: int) -> None:
+    torch_threads(threads)
     step = _stepper(batch)
     benchmark.group = "worldsim-step"
     benchmark.extra_info["batch"] = batch
+    benchmark.extra_info["torch_threads"] = threads
     benchmark(step)
     if benchmark.stats is not None:
         benchmark.extra_info["frames_per_s"] = batch / benchmark.stats.stats.mean
