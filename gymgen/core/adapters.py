@@ -107,6 +107,20 @@ class GymnasiumView(gymnasium.Env):
         pass
 
 
+def _combine_seeds(seeds: list[int | None] | tuple[int | None, ...], num_envs: int) -> int | None:
+    """One seed for the shared generator of a batched env from Gymnasium's per-sub-env seed list.
+
+    The batched dynamics draw from one torch generator, so sub-environments cannot be seeded one by
+    one; every seed in the list (not only the first) determines the stream via ``np.random.SeedSequence``.
+    A list of only ``None`` means "do not reseed".
+    """
+    if len(seeds) == num_envs and all(x is None for x in seeds):
+        return None
+    if len(seeds) != num_envs or not all(isinstance(x, (int, np.integer)) and x >= 0 for x in seeds):
+        raise ValueError(f"seed list must hold {num_envs} non-negative ints (one per sub-env), got {list(seeds)!r}")
+    return int(np.random.SeedSequence([int(x) for x in seeds]).generate_state(1)[0])
+
+
 class VectorView(VectorEnv):
     """A native Gymnasium ``VectorEnv`` over one ``BatchedEnv`` (one torch call per step).
 
@@ -148,7 +162,7 @@ class VectorView(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if isinstance(seed, (list, tuple)):
-            seed = seed[0]
+            seed = _combine_seeds(seed, self.num_envs)
         if seed is not None:
             self._np_random, _ = gymnasium.utils.seeding.np_random(seed)
             self.batched.seed_rng(seed)

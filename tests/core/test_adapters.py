@@ -119,3 +119,16 @@ def test_same_seed_same_trajectory_on_torchrl_env():
     torch.manual_seed(5)
     tb = b.rollout(4, break_when_any_done=False)
     assert torch.equal(ta["state"], tb["state"]) and torch.equal(ta["action"], tb["action"])
+
+
+def test_vector_reset_with_a_seed_list_uses_every_seed() -> None:
+    def draw(seeds) -> float:
+        vec = gymgen.make_vec("gymgen/HyperGrid-v0", num_envs=3, ndim=2, height=4)
+        vec.reset(seed=seeds)
+        return float(torch.rand(1, generator=vec.batched.rng, device=vec.batched.device))
+
+    assert draw([1, 2, 3]) == draw([1, 2, 3])
+    assert draw([1, 2, 3]) != draw([1, 2, 4])  # the last seed matters too, not only the first
+    draw([None, None, None])
+    with pytest.raises(ValueError, match="one per sub-env"):
+        draw([1, 2])
