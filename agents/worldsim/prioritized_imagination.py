@@ -92,8 +92,13 @@ def _ac_loss(logits, values, actions, returns, cfg: PIConfig, mask: torch.Tensor
 
 def imagination_update(sim: Any, net: ActorCritic, opt, starts: torch.Tensor, cfg: PIConfig,
                        gen: torch.Generator) -> float:
-    """One actor-critic update on ``horizon``-step rollouts imagined by ``sim`` from ``starts``."""
+    """One actor-critic update on ``horizon``-step rollouts imagined by ``sim`` from ``starts``.
+
+    The start frames are tokenized once; the rollout then stays in token space (``imagine_tokens``)
+    and only decodes the new frame the policy sees, instead of re-tokenizing the whole context each step.
+    """
     ctx = starts
+    tokens = sim.model.encode_frames(starts)
     ctxs, acts, rews, dones = [], [], [], []
     alive = torch.ones(len(ctx), dtype=torch.bool, device=ctx.device)
     alives = []
@@ -101,7 +106,9 @@ def imagination_update(sim: Any, net: ActorCritic, opt, starts: torch.Tensor, cf
         with torch.no_grad():
             logits, _ = net(ctx)
             a = torch.multinomial(F.softmax(logits, -1), 1, generator=gen).squeeze(-1)
-        frame, r, d = sim.imagine(ctx, a)
+        nxt, r, d = sim.imagine_tokens(tokens, a)
+        frame = sim.decode(nxt)
+        tokens = torch.cat([tokens[:, 1:], nxt[:, None]], 1)
         ctxs.append(ctx)
         acts.append(a)
         rews.append(r * alive)
@@ -228,18 +235,20 @@ def compare(seeds: tuple[int, ...] = (0, 1, 2), real_steps: int = 3000, eval_epi
     }
     out: dict[str, Any] = {}
     untrained = []
+    cfg = sim.model.cfg
     for s in seeds:
         torch.manual_seed(s)
-        cfg = sim.model.cfg
         pol = ImaginationPolicy(ActorCritic(cfg.context, sim.single_action_space.n, cfg.size), torch.device("cpu"))
-        untrained.append(float(np.mean(evaluate_real(pol, sim.game, eval_episodes, seed=10_000 + s))))
+        untrained.append(float(np.mean(evaluate_real(pol, sim.game, eval_episodes, seed=10_000 + s,
+                                                      context=cfg.context, size=cfg.size))))
     out["untrained_policy"] = {"per_seed_mean_return": untrained, "mean": float(np.mean(untrained)),
                                "std": float(np.std(untrained))}
     for name, kw in variants.items():
         scores = []
         for s in seeds:
             pol, _ = train(sim, PIConfig(real_steps=real_steps, seed=s, **kw))
-            scores.append(float(np.mean(evaluate_real(pol, sim.game, eval_episodes, seed=10_000 + s))))
+            scores.append(float(np.mean(evaluate_real(pol, sim.game, eval_episodes, seed=10_000 + s,
+                                                  context=cfg.context, size=cfg.size))))
         out[name] = {"per_seed_mean_return": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
     return out
 

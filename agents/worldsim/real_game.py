@@ -14,7 +14,7 @@ from gymgen.worldsim.data import make_real_env, preprocess
 
 
 class RealGame:
-    """One real Breakout game producing uint8 contexts (K, 3, H, W) like ``WorldSim.context``."""
+    """One real Breakout game producing uint8 contexts (K, 3, H, W) like the rows of ``WorldSim.bank``."""
 
     def __init__(self, game: str = "Breakout", context: int = 4, size: int = 64, seed: int = 0) -> None:
         self.env = make_real_env(game)

@@ -91,7 +91,7 @@ class PatchTokenizer(nn.Module):
 
 
 @torch.no_grad()
-def fit_codebook(frames: torch.Tensor, cfg: ModelConfig, iters: int = 20, seed: int = 0) -> tuple[torch.Tensor, dict]:
+def fit_codebook(frames: torch.Tensor, cfg: ModelConfig, iters: int = 20) -> tuple[torch.Tensor, dict]:
     """Codebook (<= ``n_codes`` patches) for uint8 frames (N, 3, H, W), and fit statistics.
 
     Distinct patches sorted by frequency when they fit; else k-means (Lloyd) started from the most

@@ -364,7 +364,7 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 20
     # (0) tokenizer: codebook of the training frames' patches (at most tc.n_codes; the model's
     # vocabulary is the codebook actually fitted, so no compute goes to unused codes)
     t0 = time.time()
-    codes, code_stats = fit_codebook(train.frames, cfg, seed=tc.seed)
+    codes, code_stats = fit_codebook(train.frames, cfg)
     cfg = replace(cfg, n_codes=len(codes))
     wm0 = WorldModel(cfg).to(dev)
     wm0.tokenizer.set_codebook(codes.to(dev))
