@@ -457,14 +457,28 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> Any:
     return gymnasium.make_vec(entry.id, num_envs=num_envs, **kwargs)
 
 
-def make_batched(env_id: str, batch_size: int = 1, device: Any = "cpu", **kwargs: Any) -> Any:
-    """Make the torch-batched TorchRL env (``EnvBase``) that holds the dynamics of ``env_id``."""
+_REGISTRY_LIMIT: Any = object()
+
+
+def make_batched(
+    env_id: str, batch_size: int = 1, device: Any = "cpu", max_episode_steps: Any = _REGISTRY_LIMIT, **kwargs: Any
+) -> Any:
+    """Make the torch-batched TorchRL env (``EnvBase``) that holds the dynamics of ``env_id``.
+
+    ``max_episode_steps`` defaults to the registry's limit (the one ``gymnasium.make`` applies through
+    ``TimeLimit``), so every view ends episodes at the same step; pass ``None`` for no limit.
+    """
     entry = get_entry(env_id)
     if entry.batched_entry_point is None:
         raise TypeError(f"{entry.id} has no batched torch implementation")
     check_kwargs(entry, kwargs)
+    limit = entry.max_episode_steps if max_episode_steps is _REGISTRY_LIMIT else max_episode_steps
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"max_episode_steps must be a positive int or None, got {limit!r}")
     cls = load_entry_point(entry.batched_entry_point)
-    return cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
+    env = cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
+    env.max_episode_steps = limit
+    return env
 
 
 def parallel_env(env_id: str, **kwargs: Any) -> Any:

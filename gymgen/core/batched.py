@@ -8,12 +8,13 @@ A subclass declares its single-env Gymnasium spaces and implements three tensor-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
-from tensordict import TensorDict
-from torchrl.data import Categorical, Composite, Unbounded
+from tensordict import NonTensorStack, TensorDict
+from torchrl.data import Categorical, Composite, NonTensor, Unbounded
 from torchrl.envs import EnvBase
 
 from gymgen.core.spaces import spec_from_space
@@ -24,6 +25,26 @@ StepResult = tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torc
 
 class InvalidActionError(ValueError):
     """An action outside the action space, or one the action mask forbids."""
+
+
+@dataclass(frozen=True)
+class InfoField:
+    """One per-row entry of the ``info`` that ``step_tensors`` returns: its dtype and trailing shape.
+
+    ``dtype=str`` declares a text entry (a list of ``batch_size`` strings, e.g. SMILES); it travels
+    through TorchRL as non-tensor data.
+    """
+
+    dtype: torch.dtype | type
+    shape: tuple[int, ...] = ()
+
+    def spec(self, batch: torch.Size, device: torch.device) -> Any:
+        """The TorchRL spec of this entry with leading dims ``batch``."""
+        if self.dtype is str:
+            return NonTensor(shape=(*batch, *self.shape), example_data="", device=device)
+        if self.dtype == torch.bool:
+            return Categorical(2, shape=(*batch, *self.shape), dtype=torch.bool, device=device)
+        return Unbounded(shape=(*batch, *self.shape), dtype=self.dtype, device=device)
 
 
 class BatchedEnv(EnvBase):
@@ -37,6 +58,15 @@ class BatchedEnv(EnvBase):
     - ``step_tensors(action, active)``: advance the rows where ``active`` is True (all if None),
       leaving the others untouched with zero reward; return ``(obs, reward, terminated, truncated, info)``.
     - ``seed_rng(seed)``: reseed every random generator the env uses (``self.rng`` by default).
+
+    Subclasses also declare, before ``_finish_init()``, ``self.info_fields`` (name -> ``InfoField``):
+    exactly the keys of the ``info`` dict ``step_tensors`` returns. The TorchRL view carries them
+    under ``("info", name)`` in every step tensordict (zeros / empty strings after a reset), so
+    ``battle_won``, ``success``, ``log_reward`` ... reach TorchRL collectors and agents.
+
+    ``max_episode_steps`` (an attribute, ``None`` = no limit) truncates episodes in the TorchRL view;
+    ``gymgen.make_batched`` sets it from the registry, as ``gymnasium.make`` does with ``TimeLimit``
+    (the Gymnasium views keep their own step counters).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": 4}
@@ -50,6 +80,8 @@ class BatchedEnv(EnvBase):
         self.num_envs = batch_size
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(0)
+        self.info_fields: dict[str, InfoField] = {}
+        self.max_episode_steps: int | None = None
 
     # ---- to be called by subclasses once spaces exist ------------------------------------------
     def _finish_init(self) -> None:
@@ -63,6 +95,48 @@ class BatchedEnv(EnvBase):
         self.full_done_spec = Composite(
             done=flag.clone(), terminated=flag.clone(), truncated=flag.clone(), shape=b, device=dev
         )
+        self._finish_info_and_time_limit()
+
+    def _finish_info_and_time_limit(self) -> None:
+        """Add the ``info`` spec (from ``info_fields``) and the per-row step counter of the TorchRL view."""
+        b, dev = self.batch_size, self.device
+        if self.info_fields:
+            self.observation_spec["info"] = Composite(
+                {k: f.spec(b, dev) for k, f in self.info_fields.items()}, shape=b, device=dev
+            )
+        self._elapsed = torch.zeros(*b, dtype=torch.int64, device=dev)
+
+    def _info_td(self, info: dict[str, Any] | None) -> TensorDict:
+        """``info`` from ``step_tensors`` as the TensorDict stored under ``"info"`` (zeros when None)."""
+        b, dev = self.batch_size, self.device
+        if info is None:
+            return self.observation_spec["info"].zero()
+        if info.keys() != self.info_fields.keys():
+            raise RuntimeError(
+                f"{type(self).__name__}.step_tensors returned info keys {sorted(info)}, but info_fields declares "
+                f"{sorted(self.info_fields)}; declare every info key in info_fields"
+            )
+        out = TensorDict({}, batch_size=b, device=dev)
+        for k, f in self.info_fields.items():
+            v = info[k]
+            if f.dtype is str:
+                out.set(k, NonTensorStack.from_list(list(v)))
+            else:
+                out.set(k, torch.as_tensor(v, device=dev).to(f.dtype).reshape(*b, *f.shape))
+        return out
+
+    def _time_limit(self, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+        """Count one step on every row and OR the ``max_episode_steps`` truncation into ``truncated``."""
+        self._elapsed += 1
+        if self.max_episode_steps is None:
+            return truncated
+        return truncated | ((self._elapsed >= self.max_episode_steps) & ~terminated)
+
+    def _reset_elapsed(self, mask: torch.Tensor | None) -> None:
+        if mask is None:
+            self._elapsed.zero_()
+        else:
+            self._elapsed[mask.to(self._elapsed.device)] = 0
 
     # ---- tensor API implemented by each env ---------------------------------------------------
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:  # pragma: no cover - abstract
@@ -86,16 +160,21 @@ class BatchedEnv(EnvBase):
             mask = tensordict.get("_reset").reshape(self.batch_size)
         obs = self.reset_tensors(mask)
         self._sync_action_mask(obs)
+        self._reset_elapsed(mask)
         zeros = torch.zeros(*self.batch_size, 1, dtype=torch.bool, device=self.device)
-        return TensorDict(
+        out = TensorDict(
             {**obs, "done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()},
             batch_size=self.batch_size, device=self.device,
         )
+        if self.info_fields:
+            out.set("info", self._info_td(None))
+        return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
-        obs, reward, terminated, truncated, _ = self.step_tensors(tensordict.get("action"))
+        obs, reward, terminated, truncated, info = self.step_tensors(tensordict.get("action"))
         self._sync_action_mask(obs)
-        return TensorDict(
+        truncated = self._time_limit(terminated, truncated)
+        out = TensorDict(
             {
                 **obs,
                 "reward": reward.to(torch.float32).unsqueeze(-1),
@@ -105,6 +184,9 @@ class BatchedEnv(EnvBase):
             },
             batch_size=self.batch_size, device=self.device,
         )
+        if self.info_fields or info:
+            out.set("info", self._info_td(info))
+        return out
 
     def _sync_action_mask(self, obs: Obs) -> None:
         """Keep a discrete action spec's mask equal to the observed ``action_mask`` so that

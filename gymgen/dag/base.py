@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from gymnasium import spaces
 
-from gymgen.core.batched import BatchedEnv, InvalidActionError, Obs, StepResult
+from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, Obs, StepResult
 
 InvalidActionPolicy = Literal["raise", "terminate", "ignore"]
 INVALID_ACTION_POLICIES = ("raise", "terminate", "ignore")
@@ -54,6 +54,8 @@ class DAGEnv(BatchedEnv):
             raise ValueError(f"reward_exponent (beta) must be > 0, got {reward_exponent!r}")
         self.invalid_action = invalid_action
         self.reward_exponent = float(reward_exponent)
+        # log R of the rows that exited this step (-inf elsewhere), and which rows took an illegal action
+        self.info_fields = {"log_reward": InfoField(torch.float32), "invalid_action": InfoField(torch.bool)}
 
     def _finish_dag_init(self) -> None:
         """Build spaces and state buffers; call at the end of a subclass ``__init__``."""

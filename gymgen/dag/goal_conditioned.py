@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
-from gymgen.core.batched import Obs, StepResult
+from gymgen.core.batched import InfoField, Obs, StepResult
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 from gymgen.dag.bitseq import BitOrder, BitWords
 from gymgen.dag.hypergrid import HyperGrid
@@ -43,6 +43,7 @@ class GoalConditioned(DAGEnv):
             {**self.single_observation_space.spaces, "goal": spaces.Box(0, self.state_high - 1, shape=(d,), dtype="int64")}
         )
         self.goals = self.sample_goals(self.num_envs)
+        self.info_fields = {**self.info_fields, "success": InfoField(torch.bool)}
         self._finish_init()
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:

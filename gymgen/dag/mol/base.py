@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from gymgen.core.batched import InvalidActionError, Obs, StepResult
+from gymgen.core.batched import InfoField, InvalidActionError, Obs, StepResult
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.rewards import REWARDS, flat_reward
@@ -92,6 +92,7 @@ class MolDAGEnv(DAGEnv):
     def _finish_mol_init(self) -> None:
         self._finish_dag_init()
         self.single_observation_space = spaces.Dict({**self.single_observation_space.spaces, **self.graph_spaces()})
+        self.info_fields = {**self.info_fields, "smiles": InfoField(str)}
         self._finish_init()
 
     def _observe(self) -> Obs:
