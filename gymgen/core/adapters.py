@@ -18,8 +18,8 @@ from gymgen.core.batched import BatchedEnv, InvalidActionError
 from gymgen.core.spaces import batched_space, to_numpy
 
 
-def _first(obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v[0] for k, v in obs.items()}
+def _first(obs: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
+    return obs[0] if isinstance(obs, torch.Tensor) else {k: v[0] for k, v in obs.items()}
 
 
 def _info_to_numpy(info: dict[str, torch.Tensor], index: int | None = None) -> dict[str, Any]:
@@ -84,13 +84,14 @@ class GymnasiumView(gymnasium.Env):
         if seed is not None:
             self.batched.seed_rng(seed)
         obs = self.batched.reset_tensors(None)
-        return to_numpy(_first(obs), self.observation_space), {}
+        info = self.batched.reset_info()
+        return to_numpy(_first(self.batched.public_obs(obs)), self.observation_space), _info_to_numpy(info or {}, 0)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         a = action_to_tensor(action, self.action_space, 0, self.batched.device)
         obs, reward, terminated, truncated, info = self.batched.step_tensors(a)
         return (
-            to_numpy(_first(obs), self.observation_space),
+            to_numpy(_first(self.batched.public_obs(obs)), self.observation_space),
             float(reward[0]),
             bool(terminated[0]),
             bool(truncated[0]),
@@ -176,7 +177,7 @@ class VectorView(VectorEnv):
         else:
             self._elapsed[mask] = 0
             self._needs_reset[mask] = False
-        return to_numpy(obs, self.observation_space), {}
+        return to_numpy(self.batched.public_obs(obs), self.observation_space), _info_to_numpy(self.batched.reset_info() or {})
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         a = action_to_tensor(actions, self.single_action_space, self.num_envs, self.batched.device)
@@ -200,11 +201,11 @@ class VectorView(VectorEnv):
             truncated = truncated | ((self._elapsed >= self.max_episode_steps) & ~terminated)
         done = terminated | truncated
         info_np = _info_to_numpy(info)
-        obs_np = to_numpy(obs, self.observation_space)
+        obs_np = to_numpy(self.batched.public_obs(obs), self.observation_space)
         if self.autoreset_mode == AutoresetMode.SAME_STEP and bool(done.any()):
             done_np = done.cpu().numpy()
             final_obs = obs_np
-            obs_np = to_numpy(self.batched.reset_tensors(done), self.observation_space)
+            obs_np = to_numpy(self.batched.public_obs(self.batched.reset_tensors(done)), self.observation_space)
             self._elapsed[done] = 0
             info_np = {"final_obs": final_obs, "_final_obs": done_np, "final_info": info_np, "_final_info": done_np}
         else:

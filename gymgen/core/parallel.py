@@ -131,7 +131,7 @@ class MultiAgentBatchedEnv(BatchedEnv):
             batch_size=self.batch_size, device=self.device,
         )
         if self.info_fields:
-            out.set("info", self._info_td(None))
+            out.set("info", self._info_td(self.reset_info()))
         return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
