@@ -23,6 +23,7 @@ from gymgen.core.checks import action_tensor, available_memory_bytes, check_batc
 from gymgen.core.errors import ConcurrentUseError, InvalidActionError
 from gymgen.core.masks import LiveMaskCategorical
 from gymgen.core.spaces import spec_from_space
+from gymgen.threads import apply_worker_threads
 
 Obs = dict[str, torch.Tensor]
 StepResult = tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
@@ -235,6 +236,7 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
 
     def __init__(self, *, batch_size: int = 1, device: str | torch.device = "cpu") -> None:
         batch_size = check_batch_size(batch_size)
+        apply_worker_threads()  # worker processes only (AsyncVectorEnv, SubprocVecEnv...): see gymgen.threads
         self._thread_guard = _ThreadGuard()
         super().__init__(device=torch.device(device), batch_size=torch.Size([batch_size]))
         self.num_envs = batch_size

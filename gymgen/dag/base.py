@@ -37,7 +37,7 @@ class DAGEnv(BatchedEnv):
     max_trajectory_length: int
     auto_exit: bool = False
     #: forward masks are lists of allowed actions; states are integer vectors
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -226,7 +226,25 @@ class DAGEnv(BatchedEnv):
         return self.log_reward(self.states[rows])
 
     def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        if mode != "ansi":
-            raise ValueError(f"{type(self).__name__} renders only 'ansi', got {mode!r}")
-        s = self.states[index].tolist()
-        return f"state={s} done={bool(self.finished[index])}"
+        """Row ``index`` as text (``"ansi"``) or as a picture (``"rgb_array"``, HxWx3 uint8; see ``_draw``)."""
+        if mode == "ansi":
+            return self._describe(index)
+        if mode == "rgb_array":
+            return self._draw(index)
+        from gymgen.core.errors import UnsupportedRenderMode
+
+        raise UnsupportedRenderMode(f"{type(self).__name__} renders {self.metadata['render_modes']}, got {mode!r}")
+
+    def _describe(self, index: int) -> str:
+        return f"state={self.states[index].tolist()} done={bool(self.finished[index])}"
+
+    def _draw(self, index: int, goal: Any = None) -> Any:
+        """The ``rgb_array`` picture of row ``index``: its state vector as a strip of cells shaded by value
+        (families draw something more natural: a grid, bits, letters, a molecule); ``goal`` adds a goal."""
+        import numpy as np
+
+        from gymgen.dag.render import reward_shading, strip_image
+
+        colors = reward_shading(np.arange(max(self.state_high, 2), dtype=np.float64)[None, :])[0]
+        rows = [self.states[index].tolist()] + ([goal.tolist()] if goal is not None else [])
+        return strip_image(rows, colors)

@@ -135,8 +135,12 @@ class MolDAGEnv(DAGEnv):
         info["smiles"] = [(next(it) or "") if t else "" for t in terminated.tolist()]
         return obs, reward, terminated, truncated, info
 
-    def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        if mode != "ansi":
-            raise ValueError(f"{type(self).__name__} renders only 'ansi', got {mode!r}")
+    def _describe(self, index: int) -> str:
         smi = self.smiles(self.states[index : index + 1])[0]
         return f"{smi or '<empty>'} done={bool(self.finished[index])}"
+
+    def _draw(self, index: int, goal: Any = None) -> Any:
+        """RDKit's 2-D depiction of the molecule built so far (300x300; blank while empty)."""
+        from gymgen.dag.render import molecule_image
+
+        return molecule_image(self.state_to_mol(self.states[index].tolist()))
