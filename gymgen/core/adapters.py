@@ -300,7 +300,8 @@ class VectorView(_ForwardingView, VectorEnv):
         else:
             self._elapsed += 1
         if self.max_episode_steps is not None:
-            truncated = truncated | ((self._elapsed >= self.max_episode_steps) & ~terminated)
+            # as Gymnasium's TimeLimit: the limit truncates even a step that also terminates
+            truncated = truncated | (self._elapsed >= self.max_episode_steps)
         done = terminated | truncated
         rows = np.ones(self.num_envs, dtype=bool) if active is None else active.cpu().numpy()
         info_np = _vector_info(info, rows)

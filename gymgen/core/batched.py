@@ -118,7 +118,7 @@ def _guard_tensor_api(fn: Any, name: str, check_action: bool, normalise_seed: bo
             return fn(self, *args, **kwargs)
         outer = guard.enter(self, f"{type(self).__name__}.{name}()")
         try:
-            if outer and (check_action or normalise_seed):
+            if check_action or normalise_seed:  # O(1) and idempotent: nested calls re-check for nothing
                 check = _check_action if check_action else _check_seed
                 if args:
                     args = (check(self, args[0]), *args[1:])
@@ -229,6 +229,11 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._guard_own_tensor_api()
+
+    @classmethod
+    def _guard_own_tensor_api(cls) -> None:
+        """Wrap the tensor-API methods ``cls`` itself defines with the shared checks (once each)."""
         for name, extra in _GUARDED.items():
             fn = cls.__dict__.get(name)
             if fn is not None and callable(fn) and not getattr(fn, "__gymgen_guarded__", False):
@@ -307,11 +312,12 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
         return out
 
     def _time_limit(self, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
-        """Count one step on every row and OR the ``max_episode_steps`` truncation into ``truncated``."""
+        """Count one step on every row and OR the ``max_episode_steps`` truncation into ``truncated``
+        (as Gymnasium's ``TimeLimit``: a step at the limit is truncated even when it also terminates)."""
         self._elapsed += 1
         if self.max_episode_steps is None:
             return truncated
-        return truncated | ((self._elapsed >= self.max_episode_steps) & ~terminated)
+        return truncated | (self._elapsed >= self.max_episode_steps)
 
     def _reset_elapsed(self, mask: torch.Tensor | None) -> None:
         if mask is None:
@@ -387,3 +393,6 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
     def _set_seed(self, seed: int | None) -> None:
         if seed is not None:
             self.seed_rng(seed)
+
+
+BatchedEnv._guard_own_tensor_api()

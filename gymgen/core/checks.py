@@ -90,7 +90,7 @@ def action_tensor(action: Any, space: spaces.Space, batch: int, device: torch.de
 
 
 def _preview(t: torch.Tensor) -> str:
-    flat = t.detach().reshape(-1)[:6].cpu().tolist()
+    flat = [round(v, 4) if isinstance(v, float) else v for v in t.detach().reshape(-1)[:6].cpu().tolist()]
     return f"{flat}{' ...' if t.numel() > 6 else ''}"
 
 

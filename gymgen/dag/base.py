@@ -19,6 +19,13 @@ from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, Obs, 
 
 InvalidActionPolicy = Literal["raise", "terminate", "ignore"]
 INVALID_ACTION_POLICIES = ("raise", "terminate", "ignore")
+#: how the loud default's error tells learners that cannot mask (DQN, plain PPO) to opt in
+INVALID_ACTION_HINT = (
+    "Mask actions with the observation's action_mask (or env.action_masks()), or, for a learner that cannot mask "
+    "(DQN, plain PPO), opt in with invalid_action='terminate' (an illegal action ends the episode with reward 0) "
+    "or 'ignore' (the state stays, reward 0), e.g. gymnasium.make(env_id, invalid_action='terminate') or "
+    "gymgen.make_batched(env_id, invalid_action='ignore')."
+)
 
 
 class DAGEnv(BatchedEnv):
@@ -196,8 +203,7 @@ class DAGEnv(BatchedEnv):
             allowed = torch.nonzero(masks[i]).flatten().tolist()
             raise InvalidActionError(
                 f"action {int(action[i])} is not legal in state {self.states[i].tolist()} (row {i}); "
-                f"legal actions: {allowed} (exit = {self.exit_action}). Pass invalid_action='terminate' or "
-                f"'ignore' to let agents that cannot mask run anyway."
+                f"legal actions: {allowed} (exit = {self.exit_action}). {INVALID_ACTION_HINT}"
             )
         moving = act & legal & (action != self.exit_action)
         exiting = act & legal & (action == self.exit_action)

@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.batched import InfoField, InvalidActionError, Obs, StepResult
-from gymgen.dag.base import DAGEnv, InvalidActionPolicy
+from gymgen.dag.base import INVALID_ACTION_HINT, DAGEnv, InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.rewards import REWARDS, flat_reward
 
@@ -118,7 +118,7 @@ class MolDAGEnv(DAGEnv):
         return (
             f"action {ai} ({what}) is not legal in row {i}, molecule {smi} (state {self.states[i].tolist()}); "
             f"{len(legal)} legal actions there: {self._legal_summary(i, legal)}; exit = {self.exit_action}. "
-            f"Use the observation's action_mask, or pass invalid_action='terminate' or 'ignore'."
+            f"{INVALID_ACTION_HINT}"
         )
 
     def _legal_summary(self, row: int, legal: list[int]) -> str:
