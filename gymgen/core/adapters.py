@@ -84,8 +84,8 @@ class _ForwardingView:
     def _action_masks(self) -> np.ndarray:  # pragma: no cover - overridden by both views
         raise NotImplementedError
 
-    def _exclusive(self) -> AbstractContextManager[None]:
-        return self.batched.exclusive(type(self).__name__)
+    def _exclusive(self, method: str) -> AbstractContextManager[None]:
+        return self.batched.exclusive(method)
 
 
 def _first(obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -179,7 +179,7 @@ class GymnasiumView(_ForwardingView, gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         seed = check_seed(seed)
-        with self._exclusive():
+        with self._exclusive("reset"):
             super().reset(seed=seed)
             if seed is not None:
                 self.batched.seed_rng(seed)
@@ -188,7 +188,7 @@ class GymnasiumView(_ForwardingView, gymnasium.Env):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         a = action_to_tensor(action, self.action_space, 0, self.batched.device)
-        with self._exclusive():
+        with self._exclusive("step"):
             obs, reward, terminated, truncated, info = self.batched.step_tensors(a)
             return (
                 to_numpy(_first(obs), self.observation_space),
@@ -264,7 +264,7 @@ class VectorView(_ForwardingView, VectorEnv):
         mask = None
         if options is not None and "reset_mask" in options:
             mask = torch.as_tensor(np.asarray(options["reset_mask"]), dtype=torch.bool, device=self.batched.device)
-        with self._exclusive():
+        with self._exclusive("reset"):
             if seed is not None:
                 self._np_random, _ = gymnasium.utils.seeding.np_random(seed)
                 self.batched.seed_rng(seed)
@@ -279,7 +279,7 @@ class VectorView(_ForwardingView, VectorEnv):
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         a = action_to_tensor(actions, self.single_action_space, self.num_envs, self.batched.device)
-        with self._exclusive():
+        with self._exclusive("step"):
             return self._step(a)
 
     def _step(self, a: torch.Tensor) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:

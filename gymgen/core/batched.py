@@ -72,12 +72,13 @@ class _ThreadGuard:
     def __reduce__(self) -> tuple:
         return (_ThreadGuard, ())
 
-    def enter(self, env: Any, what: str) -> bool:
-        """Take the guard for ``what`` (re-entrant); True when this is the outermost entry."""
+    def enter(self, env: Any, method: str) -> bool:
+        """Take the guard for ``env.method()`` (re-entrant); True when this is the outermost entry."""
         if not self.lock.acquire(blocking=False):
             owner = self.owner.name if self.owner is not None else "another thread"
             raise ConcurrentUseError(
-                f"{what} called from thread {threading.current_thread().name!r} while thread {owner!r} is stepping "
+                f"{type(env).__name__}.{method}() called from thread {threading.current_thread().name!r} while "
+                f"thread {owner!r} is stepping "
                 f"or resetting the same {type(env).__name__} env: a gymgen env instance is not thread-safe. Make one "
                 f"env per thread (e.g. gymgen.make_batched(...) in each), or serialise the calls with a lock."
             )
@@ -116,7 +117,7 @@ def _guard_tensor_api(fn: Any, name: str, check_action: bool, normalise_seed: bo
         guard = self.__dict__.get("_thread_guard")
         if guard is None:  # called before BatchedEnv.__init__ (should not happen); no guard to take
             return fn(self, *args, **kwargs)
-        outer = guard.enter(self, f"{type(self).__name__}.{name}()")
+        outer = guard.enter(self, name)
         try:
             if check_action or normalise_seed:  # O(1) and idempotent: nested calls re-check for nothing
                 check = _check_action if check_action else _check_seed
@@ -159,8 +160,8 @@ class _BatchedEnvMeta(type(EnvBase)):  # type: ignore[misc]
             return super().__call__(*args, **kwargs)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise MemoryError(f"{cls.__name__}: batch_size={bs} does not fit in memory ({exc}); use a smaller batch_size") from exc
-        except RuntimeError as exc:
-            if "alloc" not in str(exc).lower():
+        except RuntimeError as exc:  # torch's CPU allocator raises a plain RuntimeError
+            if not any(m in str(exc) for m in ("can't allocate memory", "DefaultCPUAllocator", "out of memory")):
                 raise
             raise MemoryError(f"{cls.__name__}: batch_size={bs} does not fit in memory ({exc}); use a smaller batch_size") from exc
 
@@ -332,7 +333,7 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
     def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:  # pragma: no cover
         raise NotImplementedError
 
-    def exclusive(self, what: str = "this call") -> _Exclusive:
+    def exclusive(self, what: str = "step") -> _Exclusive:
         """A context manager holding this env's thread guard (re-entrant): views wrap their own
         bookkeeping in it so that a second thread gets ``ConcurrentUseError``, not a race."""
         return _Exclusive(self._thread_guard, self, what)
