@@ -82,7 +82,7 @@ def _parallel(env_id: str) -> None:
     par = ParallelEnv(2, _factory(env_id), mp_start_method="fork", use_buffers=not env_id.endswith("Mol-v0"))
     env = TransformedEnv(par, PartialResetActionMask.for_env(par))
     try:
-        td = env.rollout(8 if marl else 20, break_when_any_done=False)
+        td = env.rollout(8 if marl else 24, break_when_any_done=False)
         assert bool(td["next", "done"].any())
     finally:
         env.close()
