@@ -36,6 +36,10 @@ class DAGEnv(BatchedEnv):
     including the exit), and implement ``forward_masks``, ``backward_masks``, ``forward_step``,
     ``backward_step`` and ``log_reward``. ``auto_exit=True`` ends an episode as soon as exit is
     the only legal action (the "edge terminates" semantics of the original grid).
+
+    Rendering: ``render_mode="ansi"`` (the state as text) or ``"rgb_array"`` (a picture drawn by the
+    family's ``_draw``: grids, bit/letter strips, molecules, goals; constant size per env, so
+    ``RecordVideo`` works). Drawing happens only in ``render()``, never in ``step``.
     """
 
     s0: torch.Tensor
