@@ -196,7 +196,11 @@ def check_render(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
                 if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
                     raise _fail("render_rgb", seed, choices, f"rgb_array frame has shape {arr.shape} dtype {arr.dtype}")
                 shapes.add(arr.shape)
-            obs, _, term, trunc, _ = env.step(pick_action(env.action_space, choice, action_mask_of(env, obs)))
+            action = legal_action(env, obs, choice, seed, choices, len(shapes))
+            try:
+                obs, _, term, trunc, _ = env.step(action)
+            except Exception as exc:  # noqa: BLE001 - any error on a legal action is the failure
+                raise _fail("legal_action_steps", seed, choices, f"render run: legal action {action!r} raised {exc!r}") from exc
             if term or trunc:
                 break
         if len(shapes) > 1:
