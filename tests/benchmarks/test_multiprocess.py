@@ -10,6 +10,13 @@ env in this process with torch's default threads (the reference); ``async-N`` is
 gymgen's worker-thread setting (default: 1 thread per worker) and once with it disabled
 (``GYMGEN_WORKER_THREADS=0``: every worker keeps torch's default, the oversubscribed setup that ran at
 7-13 frames/s per process). ``extra_info["total_frames_per_s"]`` is the number to compare.
+
+Measured 2026-12-01 on the 2-core dev box under ``cpu-slot --exclusive`` but with other sessions'
+processes busy outside the slots (load average 3-9), total frames/s (``main``: 1 torch thread, as
+tests/conftest.py sets): main 290; gymgen default (1 thread per worker) 1/2/4 workers 246/173/147;
+disabled (torch's default threads per worker) 22/6.2/4.3. The knob removes the collapse (x34 at 4
+workers); on that loaded machine 2 and 4 workers stayed at 60%/51% of one process (the AsyncVectorEnv
+barrier waits for the slowest worker), short of the 20% target, which needs a quiet machine to judge.
 """
 
 from __future__ import annotations
