@@ -69,7 +69,10 @@ class MetaWorldVideoEnv(gymnasium.Env):
     experts; the reference agents read only ``image`` and ``proprio``.
 
     ## Rewards
-    Meta-World's dense v2 reward (in [0, 10]). ``info["success"]`` (bool) is the task's success test.
+    ``reward="dense"`` (default): Meta-World's dense v2 reward (in [0, 10]). ``reward="success"``: 1.0 on the
+    step where the task first succeeds, else 0, so an episode's return is its success indicator and a
+    mean return is a success rate (the leaderboard's metric). ``info["success"]`` (bool) is the task's
+    success test at every step; ``info["episode_step"]`` counts steps (0 at reset).
 
     ## Starting state
     ``reset(seed=s)`` picks one of the 50 MT1 task configurations (object and goal placements generated
@@ -77,11 +80,12 @@ class MetaWorldVideoEnv(gymnasium.Env):
 
     ## Episode end
     Terminated on success when ``terminate_on_success`` (default True: success is the metric, and ending
-    there keeps evaluation cheap); truncated by ``max_episode_steps`` (200 in the registry, VPDD's cap).
+    there keeps evaluation cheap); truncated after ``max_steps`` steps (200, VPDD's cap; the registry's
+    ``max_episode_steps`` is 200 too).
     Stepping a terminated episode raises until ``reset()``.
 
     ## Arguments
-    ``task`` (a v3 task name, default ``"drawer-open-v3"``), ``camera`` (one of
+    ``task`` (a v3 task name, default ``"drawer-open-v3"``), ``reward`` (``"dense"`` or ``"success"``), ``max_steps`` (200), ``camera`` (one of
     ``gymgen.video.tasks.CAMERAS``), ``size`` (frame side, default 64), ``task_seed`` (0), ``terminate_on_success``
     (True), ``fast_render`` (True; False keeps MuJoCo's slow defaults, for comparison), ``render_mode``
     (``"rgb_array"`` returns the observation frame).
@@ -98,7 +102,13 @@ class MetaWorldVideoEnv(gymnasium.Env):
 
     def __init__(self, task: str = "drawer-open-v3", camera: str = POLICY_CAMERA, size: int = 64,
                  task_seed: int = 0, terminate_on_success: bool = True, fast_render: bool = True,
-                 render_mode: str | None = None) -> None:
+                 reward: str = "dense", max_steps: int = 200, render_mode: str | None = None) -> None:
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or not 1 <= max_steps <= 500:
+            raise ValueError(f"max_steps must be an int in [1, 500] (Meta-World's horizon), got {max_steps!r}")
+        self.max_steps = max_steps
+        if reward not in ("dense", "success"):
+            raise ValueError(f"reward must be 'dense' or 'success', got {reward!r}")
+        self.reward_kind = reward
         if camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r}; expected one of {CAMERAS}")
         if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 512:
@@ -153,7 +163,9 @@ class MetaWorldVideoEnv(gymnasium.Env):
             warnings.simplefilter("ignore")
             state, _ = self.sim.reset()
         self._done = False
-        return self._obs(state), {"task_index": self.task_index, "success": False}
+        self._t = 0
+        self._succeeded = False
+        return self._obs(state), {"task_index": self.task_index, "success": False, "episode_step": 0}
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
         if self._done:
@@ -162,11 +174,16 @@ class MetaWorldVideoEnv(gymnasium.Env):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state, reward, _, truncated, info = self.sim.step(a)
+        truncated = bool(truncated) or self.sim.curr_path_length >= self.max_steps
         success = bool(info["success"])
         terminated = success and self.terminate_on_success
         self._done = terminated or bool(truncated)
         out = {k: float(v) for k, v in info.items() if k != "success"}
-        out.update(success=success, task_index=self.task_index)
+        self._t += 1
+        if self.reward_kind == "success":
+            reward = 1.0 if success and not self._succeeded else 0.0
+        self._succeeded = self._succeeded or success
+        out.update(success=success, task_index=self.task_index, episode_step=self._t)
         return self._obs(state), float(reward), terminated, bool(truncated), out
 
     def render(self) -> np.ndarray | None:

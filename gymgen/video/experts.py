@@ -8,6 +8,7 @@ Gaussian action noise (``noisy``) or with its motions scaled down (``slow``, a h
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -25,8 +26,17 @@ def expert(task: str) -> Policy:
 
     if task not in ENV_POLICY_MAP:
         raise ValueError(f"no scripted expert for task {task!r}; known: {sorted(ENV_POLICY_MAP)[:5]}...")
-    pol = ENV_POLICY_MAP[task]()
-    return lambda state: np.clip(pol.get_action(np.asarray(state, np.float64)), -1.0, 1.0).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Meta-World's policies warn that their gains exceed the action box
+        pol = ENV_POLICY_MAP[task]()
+
+    def act(state: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = pol.get_action(np.asarray(state, np.float64))
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    return act
 
 
 def behaviour(task: str, kind: str, rng: np.random.Generator) -> Policy:
