@@ -123,7 +123,7 @@ class MetaWorldVideoEnv(gymnasium.Env):
             raise ValueError(f"unknown Meta-World task {task!r} (e.g. {MT10[:3]}): {exc}") from None
         from gymgen.video.render import FastRenderer
 
-        self.renderer = FastRenderer(self.sim.model, size, fast=fast_render)
+        self.renderer = FastRenderer(self.sim.model, size, fast=fast_render, share_key=task)
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, (size, size, 3), np.uint8),
             "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
