@@ -1,7 +1,7 @@
 """Run the `vpdd` leaderboard suite (one env of it, or all) into a store, then write the claim report.
 
-    cpu-slot python scripts/run_vpdd_claim.py --env 0 &      # one task per CPU slot,
-    cpu-slot python scripts/run_vpdd_claim.py --env 1 &      # both write the same SQLite store
+    cpu-slot python scripts/run_vpdd_claim.py --agents vpdd-1demo ... &   # split the agents over the
+    cpu-slot python scripts/run_vpdd_claim.py --agents bc-1demo ... &     # 2 CPU slots; one SQLite store
     python scripts/run_vpdd_claim.py --report-only           # docs/vpdd_claim.md + .json
 
 Runs have the same keys as `gymgen leaderboard run vpdd`, so either command resumes the other.
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--env", type=int, default=None, help="index of the suite env to run (default: all)")
+    ap.add_argument("--agents", nargs="+", default=None, help="only these agent names (default: all)")
     ap.add_argument("--db", default="gymgen-results/leaderboard.sqlite")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--md", default="docs/vpdd_claim.md")
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     store = Store(args.db)
     if not args.report_only:
         sub = suite if args.env is None else replace(suite, envs=[suite.envs[args.env]])
+        if args.agents:
+            unknown = sorted(set(args.agents) - {a.name for a in suite.agents})
+            if unknown:
+                raise SystemExit(f"unknown agent names {unknown}; the suite has {[a.name for a in suite.agents]}")
+            sub = replace(sub, agents=[a for a in suite.agents if a.name in args.agents])
         print(run_suite(sub, store, backend="serial", progress=False,
                         on_result=lambda r, res: print(r.key, res["status"], round(res["duration_s"]),
                                                        (res["points"][-1]["metrics"] if res["points"] else res["error"]),

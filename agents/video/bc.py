@@ -26,7 +26,7 @@ class BCConfig:
     """Behaviour cloning on ``n_demos`` expert demonstrations."""
 
     n_demos: int = 5
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0

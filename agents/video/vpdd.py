@@ -208,8 +208,8 @@ class VPDDConfig:
     batch_size: int = 16
     lr: float = 5e-4
     aux_weight: float = 1.0
-    n_video_steps: int = 4
-    n_action_steps: int = 4
+    n_video_steps: int = 3
+    n_action_steps: int = 3
     exec_steps: int = 8
     seed: int = 0
     device: str = "cpu"

@@ -9,7 +9,6 @@ the sha256 of the file it writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from gymgen.video.experts import behaviour
+from gymgen.worldsim.data import file_sha256  # one sha256 helper for every recorded dataset
+
+__all__ = ["VideoEpisodes", "file_sha256", "load_episodes", "record_episodes", "save_episodes"]
 
 
 @dataclass
@@ -137,12 +139,3 @@ def load_episodes(path: str | Path) -> VideoEpisodes:
         frames = {c: cut(z[f"frames/{c}"], f_off) for c in meta["cameras"]}
         actions = cut(z["actions"], a_off) if "actions" in z.files else None
         return VideoEpisodes(meta["task"], frames, actions, cut(z["proprio"], f_off), cut(z["success"], a_off), meta)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

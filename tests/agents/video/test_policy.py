@@ -32,14 +32,14 @@ def _episode(env, policy, seed: int) -> tuple[int, bool]:
 
 @pytest.mark.parametrize("pretrained", [True, False])
 def test_finetuned_vpdd_acts_in_the_env(pretrained: bool) -> None:
-    env = gymnasium.make(ENV, max_steps=24)
+    env = gymnasium.make(ENV, max_steps=16)
     cfg = vpdd.VPDDConfig(n_demos=1, video_steps=4, action_steps=8, pretrained=pretrained, device="cpu:0")
     policy = vpdd.train(env, cfg)
     assert isinstance(policy.module, TensorDictModule)
     assert next(policy.model.action.parameters()).device.type == torch.device("cpu:0").type  # CPU tensors carry no index
     assert policy.train_metrics["finetune_action_loss_last"] < policy.train_metrics["finetune_action_loss_first"] * 1.5
     n, _ = _episode(env, policy, seed=5)
-    assert n == 24
+    assert n == 16
 
 
 def test_bc_acts_and_leaderboard_factories_build() -> None:
@@ -47,14 +47,16 @@ def test_bc_acts_and_leaderboard_factories_build() -> None:
 
     spec = env_spec(ENV, {"reward": "success", "max_steps": 16})
     budget = Budget(total=1, eval_every=1, unit="trajectories", eval_episodes=1)
-    for name, config in (("video.bc", {"n_demos": 1, "steps": 20}),
-                         ("video.vpdd", {"n_demos": 1, "video_steps": 2, "action_steps": 2}),
-                         ("video.vpdd_no_pretrain", {"n_demos": 1, "video_steps": 2, "action_steps": 2})):
-        agent = load_factory(name)(spec, 3, budget, config)
-        agent.train(1)
-        n, _ = _episode(agent.env, agent, seed=1)
-        assert n == 16
-        assert "demo_steps" in agent.metrics()
+    for name in ("video.vpdd", "video.vpdd_no_pretrain"):
+        agent = load_factory(name)(spec, 3, budget, {"n_demos": 1})
+        assert agent.cfg.pretrained is (name == "video.vpdd") and agent.cfg.seed == 3
+        with pytest.raises(RuntimeError, match="before train"):
+            agent.act({}, {})
+    agent = load_factory("video.bc")(spec, 3, budget, {"n_demos": 1, "steps": 20})
+    agent.train(1)
+    n, _ = _episode(agent.env, agent, seed=1)
+    assert n == 16
+    assert "demo_steps" in agent.metrics()
     with pytest.raises(ValueError, match="unknown VPDDConfig key"):
         load_factory("video.vpdd")(spec, 0, budget, {"n_demo": 3})
     with pytest.raises(ValueError, match="n_demos"):
