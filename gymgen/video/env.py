@@ -10,6 +10,7 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium  # noqa: E402
+import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
@@ -159,6 +160,10 @@ class MetaWorldVideoEnv(gymnasium.Env):
         self.task_index = int(self.np_random.integers(len(self.tasks)))
         self.sim.set_task(self.tasks[self.task_index])
         self.sim.seed(int(self.np_random.integers(2**31)))  # any randomness inside Meta-World's reset
+        # Meta-World's reset drives the arm home from wherever the last episode left it (and MuJoCo warm-starts
+        # from the last solution), so a reused env would not reproduce a fresh one: clear the whole sim first.
+        mujoco.mj_resetData(self.sim.model, self.sim.data)
+        mujoco.mj_forward(self.sim.model, self.sim.data)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state, _ = self.sim.reset()
