@@ -321,6 +321,25 @@ ENVS: tuple[EnvEntry, ...] = (
         )
     ),
     # ---- worldsim: end -------------------------------------------------------------------------
+    # ---- video: Meta-World with rendered image observations (VPDD) ------------------------------
+    *(
+        EnvEntry(
+            id=f"gymgen/MetaWorld-{task[:-3]}-v0",
+            family="video",
+            api="gymnasium",
+            entry_point="gymgen.video.env:MetaWorldVideoEnv",
+            kwargs={"task": task, "camera": "corner", "size": 64},
+            papers=("VPDD",),
+            description=f"Meta-World {task} (MT10) with 64x64 RGB frames rendered on CPU + proprioception; info['success'].",
+            max_episode_steps=200,
+            extra="video",
+        )
+        for task in (
+            "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
+            "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3",
+        )
+    ),
+    # ---- video: end -----------------------------------------------------------------------------
 )
 
 

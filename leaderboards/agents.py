@@ -25,6 +25,11 @@ AGENTS: dict[str, str] = {
     "gfn.qgfn": "gymgen.agents.gfn.leaderboard:make_qgfn",
     "gfn.egfn": "gymgen.agents.gfn.leaderboard:make_egfn",
     # ---- gfn: end ------------------------------------------------------------------------------
+    # ---- video: VPDD and its baselines (agents/video, helper vpdd) -----------------------------
+    "video.vpdd": "gymgen.agents.video.vpdd:make_vpdd",
+    "video.vpdd_no_pretrain": "gymgen.agents.video.vpdd:make_vpdd_no_pretrain",
+    "video.bc": "gymgen.agents.video.bc:make_bc",
+    # ---- video: end ----------------------------------------------------------------------------
 }
 
 

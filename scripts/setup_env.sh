@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${GYMGEN_VENV:-.venv}
-EXTRAS=${GYMGEN_EXTRAS:-dev,mol,marl,worldsim,plots,ray,sb3}
+EXTRAS=${GYMGEN_EXTRAS:-dev,mol,marl,worldsim,video,plots,ray,sb3}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
