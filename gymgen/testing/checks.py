@@ -58,7 +58,7 @@ def check_spaces_and_types(make_env: EnvFactory, seed: int, choices: list[int]) 
         obs = step[1]
         if not env.observation_space.contains(obs):
             raise _fail("obs_in_space", seed, choices, f"step {i}: observation {obs!r} not in {env.observation_space}")
-        if step[0] == "reset":
+        if isinstance(step[0], str) and step[0] == "reset":  # actions may be arrays (Box spaces)
             continue
         _, _, reward, terminated, truncated, info = step
         if not isinstance(reward, (float, int, np.floating, np.integer)) or not math.isfinite(float(reward)):
@@ -137,7 +137,7 @@ def check_step_after_termination(make_env: EnvFactory, seed: int, choices: list[
     env = make_env()
     traj = rollout(env, seed, choices)
     last = traj[-1]
-    if last[0] == "reset" or not last[3]:
+    if (isinstance(last[0], str) and last[0] == "reset") or not last[3]:
         env.close()
         return
     mask = action_mask_of(env, last[1])
