@@ -25,6 +25,13 @@ AGENTS: dict[str, str] = {
     "gfn.qgfn": "gymgen.agents.gfn.leaderboard:make_qgfn",
     "gfn.egfn": "gymgen.agents.gfn.leaderboard:make_egfn",
     # ---- gfn: end ------------------------------------------------------------------------------
+    # ---- control: TD3/SAC baselines, ReDo, Reset, NE (agents/control, helper ne) -------------------
+    "control.td3": "gymgen.agents.control.leaderboard:make_td3",
+    "control.sac": "gymgen.agents.control.leaderboard:make_sac",
+    "control.redo": "gymgen.agents.control.leaderboard:make_redo",
+    "control.reset": "gymgen.agents.control.leaderboard:make_reset",
+    "control.ne": "gymgen.agents.control.leaderboard:make_ne",
+    # ---- control: end --------------------------------------------------------------------------
 }
 
 

@@ -106,8 +106,9 @@ class ControlEnv(gymnasium.Env):
     stationary phase), ``shift_every`` (int >= 0, env steps per phase), ``task_kwargs`` (v5 constructor
     kwargs of ``task``, or ``{robot: kwargs}``), ``render_mode`` (``"rgb_array"``: needs a GL backend, e.g.
     ``MUJOCO_GL=osmesa`` with Debian's ``libosmesa6``), ``device`` (a CPU device: MuJoCo runs on the CPU).
-    ``reset(options={"schedule_step": n})`` moves the schedule clock to ``n`` (e.g. to evaluate a policy
-    on the phase active at training step ``n``).
+    ``reset(options={"schedule_step": n})`` moves the schedule clock to ``n``; ``reset(options={"phase": k})``
+    pins phase ``k`` for the episodes that follow (the clock still counts, the phase does not move) until a
+    reset without that option: e.g. to evaluate a policy on the phase it is being trained on.
 
     ## Version history
     v0: gymnasium 1.x ``*-v5`` robots on MuJoCo 3.3.0 (the project-wide pin).
@@ -167,6 +168,7 @@ class ControlEnv(gymnasium.Env):
         self.observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
         self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self._envs[self.robots[0]].dt))}
         self._t = 0
+        self._pinned: int | None = None
         self._applied = -1
         self._robot = self.robots[0]
         self._terminated = False
@@ -204,7 +206,7 @@ class ControlEnv(gymnasium.Env):
         self._applied = k
 
     def _sync_phase(self, at_reset: bool) -> None:
-        k = phase_index(self._t, self.shift_every, len(self.phases))
+        k = self._pinned if self._pinned is not None else phase_index(self._t, self.shift_every, len(self.phases))
         if k != self._applied and (at_reset or self.phases[k].task == self._robot):
             self._apply(k)
 
@@ -249,6 +251,12 @@ class ControlEnv(gymnasium.Env):
             if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
                 raise ValueError(f"options['schedule_step']={step!r} must be an int >= 0")
             self._t = int(step)
+        self._pinned = None
+        if options and "phase" in options:
+            k = options["phase"]
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < len(self.phases):
+                raise ValueError(f"options['phase']={k!r} must be an int in [0, {len(self.phases) - 1}]")
+            self._pinned = int(k)
         self._sync_phase(at_reset=True)
         if seed is not None:
             for i, robot in enumerate(self.robots):
