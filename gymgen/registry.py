@@ -356,6 +356,19 @@ ENVS: tuple[EnvEntry, ...] = (
         )
         for name, kwargs, desc in _CONTROL_VARIANTS
     ),
+    *(
+        EnvEntry(
+            id=f"gymgen/DMC-{domain}-{task}-v0",
+            family="control",
+            api="gymnasium",
+            entry_point="gymgen.control.dmc:DMCEnv",
+            kwargs={"domain": domain, "task": task},
+            papers=("NE",),
+            description=f"DeepMind Control {domain}-{task}, state-based, flat float32 obs (dm-control 1.0.28 via shimmy).",
+            extra="dmc",
+        )
+        for domain, task in (("cheetah", "run"), ("walker", "walk"), ("hopper", "hop"), ("humanoid", "run"))
+    ),
     # ---- control: end --------------------------------------------------------------------------
     # ---- worldsim: learned world simulators ----------------------------------------------------
     *(

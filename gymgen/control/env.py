@@ -52,6 +52,21 @@ def _split_task_kwargs(task_kwargs: dict[str, Any] | None, default_task: str, ro
     return {r: (dict(task_kwargs) if r == default_task else {}) for r in robots}
 
 
+def check_box_action(action: Any, space: spaces.Box) -> np.ndarray:
+    """``action`` as a float array of ``space``; raise ``InvalidActionError`` on a wrong shape or dtype, a
+    non-finite entry or an entry outside the bounds (never clipped)."""
+    arr = np.asarray(action)
+    if arr.shape != space.shape:
+        raise InvalidActionError(f"action has shape {arr.shape}, expected {space.shape} for {space}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InvalidActionError(f"action has dtype {arr.dtype}, expected a float array for {space}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidActionError(f"action {arr.tolist()} has non-finite entries")
+    if np.any(arr < space.low) or np.any(arr > space.high):
+        raise InvalidActionError(f"action {arr.tolist()} is outside the bounds [{space.low.tolist()}, {space.high.tolist()}]")
+    return arr
+
+
 class ControlEnv(gymnasium.Env):
     """A gymnasium MuJoCo v5 robot whose reward, dynamics or robot change on a fixed schedule.
 
@@ -221,17 +236,7 @@ class ControlEnv(gymnasium.Env):
         return out
 
     def _check_action(self, action: Any) -> np.ndarray:
-        arr = np.asarray(action)
-        if arr.shape != self.action_space.shape:
-            raise InvalidActionError(f"action has shape {arr.shape}, expected {self.action_space.shape} for {self.action_space}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidActionError(f"action has dtype {arr.dtype}, expected a float array for {self.action_space}")
-        if not np.all(np.isfinite(arr)):
-            raise InvalidActionError(f"action {arr.tolist()} has non-finite entries")
-        if np.any(arr < self.action_space.low) or np.any(arr > self.action_space.high):
-            raise InvalidActionError(
-                f"action {arr.tolist()} is outside the bounds [{self.action_space.low.tolist()}, {self.action_space.high.tolist()}]"
-            )
+        arr = check_box_action(action, self.action_space)
         if not self.cycle:
             return arr.astype(np.float64)
         src = self._envs[self._robot].action_space
