@@ -42,6 +42,7 @@ class SACTrainer(OffPolicyTrainer):
         self.actor_opt = torch.optim.Adam(optimizer_params(self.loss.actor_network_params), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(optimizer_params(self.loss.qvalue_network_params), lr=cfg.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.loss.log_alpha], lr=cfg.alpha_lr)
+        self._loss = torch.compile(self.loss) if cfg.compile else self.loss
 
     def exploration_policy(self) -> Any:
         return self.actor  # samples from the TanhNormal (TorchRL's default exploration type: RANDOM)
@@ -53,7 +54,7 @@ class SACTrainer(OffPolicyTrainer):
         return self.loss.qvalue_network_params, self.loss.qvalue_network, optimizer_params(self.loss.qvalue_network_params)
 
     def update(self, batch: TensorDict) -> dict[str, float]:
-        out = self.loss(batch)
+        out = self._loss(batch)
         total = out["loss_actor"] + out["loss_qvalue"] + out["loss_alpha"]
         for opt in (self.actor_opt, self.critic_opt, self.alpha_opt):
             opt.zero_grad(set_to_none=False)

@@ -64,6 +64,9 @@ class TD3Trainer(OffPolicyTrainer):
         self.target_updater = SoftUpdate(self.loss, tau=cfg.tau)
         self.actor_opt = torch.optim.Adam(optimizer_params(self.loss.actor_network_params), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(optimizer_params(self.loss.qvalue_network_params), lr=cfg.critic_lr)
+        self._value_loss, self._actor_loss = self.loss.value_loss, self.loss.actor_loss
+        if cfg.compile:
+            self._value_loss, self._actor_loss = torch.compile(self._value_loss), torch.compile(self._actor_loss)
 
     def exploration_policy(self) -> Any:
         scale = float(self.action_spec.space.high.abs().max())
@@ -80,13 +83,13 @@ class TD3Trainer(OffPolicyTrainer):
 
     # ---- the update, split so that plasticity methods can act between backward and step ------
     def critic_backward(self, batch: TensorDict) -> torch.Tensor:
-        loss, _ = self.loss.value_loss(batch)
+        loss, _ = self._value_loss(batch)
         self.critic_opt.zero_grad(set_to_none=False)
         loss.backward()
         return loss
 
     def actor_backward(self, batch: TensorDict) -> torch.Tensor:
-        loss, _ = self.loss.actor_loss(batch)
+        loss, _ = self._actor_loss(batch)
         self.actor_opt.zero_grad(set_to_none=False)
         loss.backward()
         return loss
