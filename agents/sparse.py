@@ -252,27 +252,24 @@ class SparseMasks:
             raise ValueError(f"counts must be >= 0, got {n.tolist()}")
         return lead, out, inp, n
 
+    def _grow(self, name: str, n: int | torch.Tensor, score_of: Any) -> torch.Tensor:
+        lead, out, inp, n = self._rows(name, n)
+        mask = self.masks[name].reshape(lead, out * inp)
+        n = torch.minimum(n, (~mask).sum(1))
+        score = score_of(lead, out * inp, mask.device).float().masked_fill(mask, -1.0)
+        return self._set(name, _topk_rows(score, n) & ~mask, True)
+
     @torch.no_grad()
     def grow_by_gradient(self, name: str, n: int | torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """Activate the ``n`` inactive connections (per leading index) with the largest ``|grad|``; weights 0."""
-        lead, out, inp, n = self._rows(name, n)
-        mask = self.masks[name].reshape(lead, out * inp)
-        if grad.shape != self.masks[name].shape:
+        if name in self.masks and grad.shape != self.masks[name].shape:
             raise ValueError(f"grad of {name!r} has shape {tuple(grad.shape)}, expected {tuple(self.masks[name].shape)}")
-        n = torch.minimum(n, (~mask).sum(1))
-        score = grad.detach().abs().reshape(lead, out * inp).float().masked_fill(mask, -1.0)
-        grown = _topk_rows(score, n) & ~mask
-        return self._set(name, grown, True)
+        return self._grow(name, n, lambda rows, cols, dev: grad.detach().abs().reshape(rows, cols))
 
     @torch.no_grad()
     def grow_random(self, name: str, n: int | torch.Tensor) -> torch.Tensor:
         """Activate ``n`` random inactive connections (per leading index); weights 0 (SET's regrowth)."""
-        lead, out, inp, n = self._rows(name, n)
-        mask = self.masks[name].reshape(lead, out * inp)
-        n = torch.minimum(n, (~mask).sum(1))
-        score = torch.rand(lead, out * inp, generator=self.generator).to(mask.device).masked_fill(mask, -1.0)
-        grown = _topk_rows(score, n) & ~mask
-        return self._set(name, grown, True)
+        return self._grow(name, n, lambda rows, cols, dev: torch.rand(rows, cols, generator=self.generator).to(dev))
 
     @torch.no_grad()
     def drop_by_magnitude(self, name: str, n: int | torch.Tensor) -> torch.Tensor:

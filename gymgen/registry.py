@@ -93,6 +93,8 @@ _CONTROL = "gymgen.control.env"
 _CONTROL_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
 _FLIP = [{"forward_reward_weight": 1.0}, {"forward_reward_weight": -1.0}]
 _CONTROL_VARIANTS = (  # (name, kwargs, description); suites shorten shift_every for CPU-sized runs
+    *((task, {"task": task}, f"Gymnasium MuJoCo {task}-v5 (float32 obs, checked actions), stationary.")
+      for task in _CONTROL_TASKS),
     ("HalfCheetah-RewardFlip", {"task": "HalfCheetah", "phases": _FLIP, "shift_every": 100_000},
      "HalfCheetah whose forward reward weight flips +1/-1 (run forward, then backward) every 100k steps."),
     ("Walker2d-RewardFlip", {"task": "Walker2d", "phases": _FLIP, "shift_every": 100_000},
@@ -324,22 +326,6 @@ ENVS: tuple[EnvEntry, ...] = (
     ),
     # ---- marl: end -----------------------------------------------------------------------------
     # ---- control: MuJoCo v5 robots with non-stationary schedules (NE; helper ne) ---------------
-    *(
-        EnvEntry(
-            id=f"gymgen/MuJoCo-{task}-v0",
-            family="control",
-            api="gymnasium",
-            entry_point=f"{_CONTROL}:ControlEnv",
-            batched_entry_point=f"{_CONTROL}:ControlBatched",
-            vector_entry_point=f"{_CONTROL}:ControlVectorEnv",
-            kwargs={"task": task},
-            papers=("NE",),
-            description=f"Gymnasium MuJoCo {task}-v5 (float32 obs, checked actions), stationary.",
-            max_episode_steps=1000,
-            extra="control",
-        )
-        for task in _CONTROL_TASKS
-    ),
     *(
         EnvEntry(
             id=f"gymgen/MuJoCo-{name}-v0",

@@ -300,6 +300,13 @@ class OffPolicyTrainer:
         return {}
 
 
+def run_training(trainer_cls: type[OffPolicyTrainer], env: Any, cfg: OffPolicyConfig) -> ControlPolicy:
+    """Build ``trainer_cls(env, cfg)``, train ``cfg.total_steps`` env steps, return the policy."""
+    trainer = trainer_cls(env, cfg)
+    trainer.train_steps(cfg.total_steps)
+    return trainer.policy
+
+
 def optimizer_params(params: Any) -> list[torch.Tensor]:
     """The leaf tensors of a TensorDictParams (or a module) as a list for an optimizer."""
     if hasattr(params, "values") and hasattr(params, "batch_size"):

@@ -19,6 +19,7 @@ budget.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from typing import Any
 
@@ -110,13 +111,9 @@ class LeaderboardAgent:
         return out
 
 
-def _factory(method: str):
-    def make(env_spec: dict[str, Any], seed: int, budget: Any, config: dict[str, Any]) -> LeaderboardAgent:
-        return LeaderboardAgent(method, env_spec, seed, budget, config)
-
-    make.__name__ = f"make_{method}"
-    make.__doc__ = f"Leaderboard factory for control.{method} (contract: env_spec, seed, budget, config)."
-    return make
+def _factory(method: str) -> functools.partial:
+    """``make_<method>(env_spec, seed, budget, config)``: the leaderboard contract's factory."""
+    return functools.partial(LeaderboardAgent, method)
 
 
 make_td3, make_sac, make_redo, make_reset, make_ne = (_factory(m) for m in ("td3", "sac", "redo", "reset", "ne"))

@@ -51,6 +51,7 @@ from gymgen.agents.control.common import (
     ControlPolicy,
     hidden_activations,
     named_leaves,
+    run_training,
     stacked_hidden_activations,
 )
 from gymgen.agents.control.td3 import TD3Config, TD3Trainer
@@ -271,6 +272,4 @@ class NETrainer(TD3Trainer):
 def train(env: Any, cfg: NEConfig | None = None) -> ControlPolicy:
     """Train NE (TD3 + sparse growth, dormant pruning, experience review) on ``env``; returns the policy."""
     cfg = cfg or NEConfig()
-    trainer = NETrainer(env, cfg)
-    trainer.train_steps(cfg.total_steps)
-    return trainer.policy
+    return run_training(NETrainer, env, cfg)

@@ -17,7 +17,13 @@ from typing import Any
 
 import torch
 
-from gymgen.agents.control.common import ControlPolicy, hidden_activations, named_leaves, stacked_hidden_activations
+from gymgen.agents.control.common import (
+    ControlPolicy,
+    hidden_activations,
+    named_leaves,
+    run_training,
+    stacked_hidden_activations,
+)
 from gymgen.agents.control.td3 import TD3Config, TD3Trainer
 from gymgen.agents.sparse import LinearChain, reinit_neurons
 from gymgen.plasticity import dormant_masks
@@ -80,6 +86,4 @@ class ReDoTrainer(TD3Trainer):
 def train(env: Any, cfg: ReDoConfig | None = None) -> ControlPolicy:
     """Train TD3 + ReDo on ``env`` for ``cfg.total_steps`` env steps; returns the policy."""
     cfg = cfg or ReDoConfig()
-    trainer = ReDoTrainer(env, cfg)
-    trainer.train_steps(cfg.total_steps)
-    return trainer.policy
+    return run_training(ReDoTrainer, env, cfg)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from gymgen.agents.control import nets
-from gymgen.agents.control.common import ControlPolicy, named_leaves
+from gymgen.agents.control.common import ControlPolicy, named_leaves, run_training
 from gymgen.agents.control.td3 import TD3Config, TD3Trainer
 
 
@@ -79,6 +79,4 @@ class ResetTrainer(TD3Trainer):
 def train(env: Any, cfg: ResetConfig | None = None) -> ControlPolicy:
     """Train TD3 with periodic full resets on ``env`` for ``cfg.total_steps`` env steps."""
     cfg = cfg or ResetConfig()
-    trainer = ResetTrainer(env, cfg)
-    trainer.train_steps(cfg.total_steps)
-    return trainer.policy
+    return run_training(ResetTrainer, env, cfg)

@@ -16,7 +16,13 @@ from tensordict import TensorDict
 from torchrl.objectives import SACLoss, SoftUpdate
 
 from gymgen.agents.control import nets
-from gymgen.agents.control.common import ControlPolicy, OffPolicyConfig, OffPolicyTrainer, optimizer_params
+from gymgen.agents.control.common import (
+    ControlPolicy,
+    OffPolicyConfig,
+    OffPolicyTrainer,
+    optimizer_params,
+    run_training,
+)
 
 
 @dataclass
@@ -69,6 +75,4 @@ class SACTrainer(OffPolicyTrainer):
 def train(env: Any, cfg: SACConfig | None = None) -> ControlPolicy:
     """Train SAC on ``env`` for ``cfg.total_steps`` env steps; returns the policy."""
     cfg = cfg or SACConfig()
-    trainer = SACTrainer(env, cfg)
-    trainer.train_steps(cfg.total_steps)
-    return trainer.policy
+    return run_training(SACTrainer, env, cfg)

@@ -31,7 +31,13 @@ from torchrl.modules import AdditiveGaussianModule
 from torchrl.objectives import SoftUpdate, TD3Loss
 
 from gymgen.agents.control import nets
-from gymgen.agents.control.common import ControlPolicy, OffPolicyConfig, OffPolicyTrainer, optimizer_params
+from gymgen.agents.control.common import (
+    ControlPolicy,
+    OffPolicyConfig,
+    OffPolicyTrainer,
+    optimizer_params,
+    run_training,
+)
 
 
 @dataclass
@@ -120,6 +126,4 @@ class TD3Trainer(OffPolicyTrainer):
 def train(env: Any, cfg: TD3Config | None = None) -> ControlPolicy:
     """Train TD3 on ``env`` (a Gymnasium env, a gymgen id or a TorchRL env) for ``cfg.total_steps`` env steps."""
     cfg = cfg or TD3Config()
-    trainer = TD3Trainer(env, cfg)
-    trainer.train_steps(cfg.total_steps)
-    return trainer.policy
+    return run_training(TD3Trainer, env, cfg)
