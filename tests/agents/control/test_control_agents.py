@@ -14,16 +14,16 @@ from gymgen.agents.control import leaderboard, ne, redo, reset, sac, td3  # noqa
 from gymgen.agents.control.common import ReviewSampler  # noqa: E402
 
 SMALL = {"actor_hidden": (32, 32), "critic_hidden": (32, 32), "init_random_steps": 100, "frames_per_batch": 25,
-         "batch_size": 64, "log_every": 100, "metrics_batch": 64}
+         "batch_size": 64, "log_every": 50, "metrics_batch": 64}
 TRAINERS = {"td3": (td3.TD3Trainer, td3.TD3Config), "sac": (sac.SACTrainer, sac.SACConfig),
             "redo": (redo.ReDoTrainer, redo.ReDoConfig), "reset": (reset.ResetTrainer, reset.ResetConfig),
             "ne": (ne.NETrainer, ne.NEConfig)}
-EXTRA = {"redo": {"redo_every": 50}, "reset": {"reset_every": 200}, "ne": {"topology_every": 20}}
+EXTRA = {"redo": {"redo_every": 50}, "reset": {"reset_every": 150}, "ne": {"topology_every": 20}}
 
 
 def _trainer(method: str, env_id: str = "gymgen/MuJoCo-HalfCheetah-v0", **kw):
     cls, cfg_cls = TRAINERS[method]
-    cfg = cfg_cls(**{**SMALL, "total_steps": 400, **EXTRA.get(method, {}), **kw})
+    cfg = cfg_cls(**{**SMALL, "total_steps": 250, **EXTRA.get(method, {}), **kw})
     return cls(gymgen.make(env_id), cfg)
 
 
@@ -31,8 +31,8 @@ def _trainer(method: str, env_id: str = "gymgen/MuJoCo-HalfCheetah-v0", **kw):
 def test_each_agent_trains_and_its_loss_moves(method: str) -> None:
     tr = _trainer(method, device="cpu:0")
     assert tr.device == torch.device("cpu", 0)
-    tr.train_steps(400)
-    assert tr.env_steps == 400 and tr.updates == 325  # from the batch that reaches init_random_steps on
+    tr.train_steps(250)
+    assert tr.env_steps == 250 and tr.updates == 175  # from the batch that reaches init_random_steps on
     losses = [h["loss_qvalue"] for h in tr.history if "loss_qvalue" in h]
     assert len(losses) >= 3 and len(set(losses)) == len(losses)
     last = tr.history[-1]
@@ -91,10 +91,10 @@ def test_reset_reinitialises_everything() -> None:
 
 
 def test_ne_starts_sparse_grows_and_holds_masks() -> None:
-    tr = _trainer("ne", total_steps=600)
+    tr = _trainer("ne", total_steps=400, topology_every=10)
     d0 = {k: n.masks.density() for k, n in tr.nets.items()}
     assert all(0.18 < d < 0.23 for d in d0.values())
-    tr.train_steps(600)
+    tr.train_steps(400)
     for name, net in tr.nets.items():
         assert net.masks.density() > d0[name] + 0.1 and net.grown > 0
         for k, w in net.masks.weights.items():
