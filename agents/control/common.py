@@ -221,6 +221,7 @@ class OffPolicyTrainer:
         """Collect ``steps`` more env steps (rounded up to whole collector batches) and train on them."""
         target = self.env_steps + int(steps)
         while self.env_steps < target:
+            self.before_env_steps()
             data = next(self._iter)
             flat = data.reshape(-1)
             self.buffer.extend(flat)
@@ -242,8 +243,11 @@ class OffPolicyTrainer:
     def after_update(self) -> None:
         """Hook after every gradient update (ReDo, NE)."""
 
+    def before_env_steps(self) -> None:
+        """Hook before every collector batch (Reset: the first batch of a new period starts fresh)."""
+
     def after_env_steps(self) -> None:
-        """Hook after every collector batch (Reset)."""
+        """Hook after every collector batch."""
 
     def _track_returns(self, flat: TensorDict) -> None:
         rewards = flat["next", "reward"].reshape(-1).tolist()

@@ -1,6 +1,6 @@
 """Full Reset (Nikishin et al. 2022, "The Primacy Bias in Deep RL") on top of TD3.
 
-Every ``reset_every`` env steps every parameter of the actor and of both Q networks is re-drawn from the
+Every ``reset_every`` env steps (just before the first collector batch past the multiple) every parameter of the actor and of both Q networks is re-drawn from the
 networks' default init (fresh modules, seeded), the target networks are set equal to the new online
 networks, and both Adam optimizers lose their state (moments and step). The replay buffer is kept, so the
 agent re-learns from everything it has seen. Nikishin et al. reset only the last layers on state-based
@@ -48,7 +48,8 @@ class ResetTrainer(TD3Trainer):
         self.resets = 0
         self._next_reset = self.cfg.reset_every
 
-    def after_env_steps(self) -> None:
+    def before_env_steps(self) -> None:
+        # before collecting, so an evaluation at env step k * reset_every still sees the trained networks
         if self.env_steps >= self._next_reset:
             self._next_reset += self.cfg.reset_every
             self.reset_networks()
