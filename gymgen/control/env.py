@@ -2,8 +2,9 @@
 
 The dynamics are MuJoCo's (gymnasium ``*-v5`` envs), not gymgen's batched torch, so ``ControlEnv`` is a
 plain ``gymnasium.Env``. The other views are thin and honest about it: ``ControlVectorEnv`` is Gymnasium's
-``SyncVectorEnv`` over ``num_envs`` MuJoCo instances (a Python loop), and ``ControlBatched`` is TorchRL's
-``SerialEnv`` over the same (also a loop). All three share one class, so they agree step for step.
+``SyncVectorEnv`` over ``num_envs`` MuJoCo instances (a Python loop), and ``ControlBatched`` puts the same
+loop behind gymgen's ``BatchedEnv`` tensor API (a TorchRL ``EnvBase``). All three step the one class
+``ControlEnv``, so they agree step for step.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
+import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
-from gymgen.core.batched import InvalidActionError
+from gymgen.core.batched import BatchedEnv, InvalidActionError
 from gymgen.control.schedule import REWARD_KEYS, TASKS, Phase, check_shift_every, parse_phases, phase_index
 
 #: episode length of every control id (gymnasium's v5 default for these robots)
@@ -318,31 +320,61 @@ class ControlVectorEnv(SyncVectorEnv):
         super().__init__([make_one] * num_envs, autoreset_mode=AutoresetMode(autoreset_mode))
 
 
-def ControlBatched(
-    batch_size: int = 1,
-    device: Any = "cpu",
-    task: str = "HalfCheetah",
-    phases: list[dict[str, Any]] | None = None,
-    shift_every: int = 0,
-    task_kwargs: dict[str, Any] | None = None,
-    max_episode_steps: int | None = MAX_EPISODE_STEPS,
-) -> Any:
-    """A TorchRL env with ``batch_size`` :class:`ControlEnv` copies: ``SerialEnv`` of ``GymWrapper`` (a loop).
+class ControlBatched(BatchedEnv):
+    """``batch_size`` :class:`ControlEnv` copies behind gymgen's ``BatchedEnv`` API (a Python loop).
 
-    Observations are float32 tensors on ``device`` (the simulation itself runs on the CPU). This is what
-    ``gymgen.make_batched(<control id>, batch_size=n)`` returns.
+    MuJoCo's gymnasium robots have no batched simulator, so ``step_tensors`` steps each copy in turn on
+    the CPU; observations ``{"observation": [B, d] float32}``, rewards and flags are tensors on
+    ``device``. Row ``i`` is seeded ``seed + i``; each row keeps its own schedule clock; rows truncate
+    after ``max_episode_steps``. This is what ``gymgen.make_batched(<control id>, batch_size=n)`` returns
+    (a TorchRL ``EnvBase``); it is not faster than looping over Gymnasium envs yourself.
     """
-    from torchrl.envs import GymWrapper, SerialEnv
 
-    _check_cpu(device)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    kwargs = {"task": task, "phases": phases, "shift_every": shift_every, "task_kwargs": task_kwargs}
+    def __init__(self, batch_size: int = 1, device: Any = "cpu", task: str = "HalfCheetah",
+                 phases: list[dict[str, Any]] | None = None, shift_every: int = 0,
+                 task_kwargs: dict[str, Any] | None = None,
+                 max_episode_steps: int | None = MAX_EPISODE_STEPS) -> None:
+        super().__init__(batch_size=batch_size, device=device)
+        self.envs = [ControlEnv(task=task, phases=phases, shift_every=shift_every, task_kwargs=task_kwargs)
+                     for _ in range(batch_size)]
+        self.single_observation_space = spaces.Dict({"observation": self.envs[0].observation_space})
+        self.single_action_space = self.envs[0].action_space
+        self.max_episode_steps = max_episode_steps
+        self._elapsed = [0] * batch_size
+        self._fresh = [False] * batch_size  # rows just reset by seed_rng: the next reset keeps that state
+        self._obs = np.zeros((batch_size, self.envs[0].obs_dim), dtype=np.float32)
+        self._finish_init()
 
-    def make_one() -> Any:
-        env: gymnasium.Env = ControlEnv(**kwargs)
-        if max_episode_steps is not None:
-            env = TimeLimit(env, max_episode_steps)
-        return GymWrapper(env, device=device)
+    def seed_rng(self, seed: int) -> None:
+        for i, env in enumerate(self.envs):
+            self._obs[i] = env.reset(seed=int(seed) + i)[0]
+            self._elapsed[i] = 0
+            self._fresh[i] = True
 
-    return SerialEnv(batch_size, make_one, device=device)
+    def reset_tensors(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        rows = range(len(self.envs)) if mask is None else torch.nonzero(mask.reshape(-1).cpu()).flatten().tolist()
+        for i in rows:
+            if not self._fresh[i]:
+                self._obs[i] = self.envs[i].reset()[0]
+            self._fresh[i] = False
+            self._elapsed[i] = 0
+        return {"observation": torch.as_tensor(self._obs.copy(), device=self.device)}
+
+    def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> Any:
+        acts = action.detach().cpu().numpy()
+        b = len(self.envs)
+        reward, term, trunc = np.zeros(b, np.float32), np.zeros(b, bool), np.zeros(b, bool)
+        live = np.ones(b, bool) if active is None else active.reshape(-1).cpu().numpy()
+        for i in np.flatnonzero(live):
+            self._fresh[i] = False
+            obs, r, te, tr, _ = self.envs[i].step(acts[i])
+            self._obs[i], reward[i], term[i] = obs, r, te
+            self._elapsed[i] += 1
+            limit = self.max_episode_steps is not None and self._elapsed[i] >= self.max_episode_steps
+            trunc[i] = bool(tr or limit) and not te
+        dev = self.device
+        return ({"observation": torch.as_tensor(self._obs.copy(), device=dev)}, torch.as_tensor(reward, device=dev),
+                torch.as_tensor(term, device=dev), torch.as_tensor(trunc, device=dev), {})
+
+    def is_enumerable(self) -> bool:
+        return False

@@ -85,10 +85,18 @@ def test_vector_and_batched_views_agree_with_the_single_env() -> None:
     sv = vec.step(np.stack([a, a]))
     np.testing.assert_array_equal(sv[0][0], s1[0])
     assert sv[1][0] == pytest.approx(s1[1])
+    import torch
     from torchrl.envs.utils import check_env_specs
 
+    batched.seed_rng(3)
+    ob = batched.reset_tensors()
+    np.testing.assert_array_equal(ob["observation"][0].numpy(), o1)  # row i is seeded seed + i
+    sb = batched.step_tensors(torch.as_tensor(np.stack([a, a])))
+    np.testing.assert_array_equal(sb[0]["observation"][0].numpy(), s1[0])
+    assert float(sb[1][0]) == pytest.approx(s1[1])
     check_env_specs(batched, seed=0)
     assert batched.rollout(3)["next", "observation"].shape == (2, 3, 11)
+    assert batched.device == torch.device("cpu", 0)
 
 
 def test_bad_actions_raise_instead_of_clipping() -> None:
