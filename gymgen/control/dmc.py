@@ -14,7 +14,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from gymgen.control.env import _check_cpu, check_box_action
+from gymgen.control.env import _check_cpu, check_box_action, gl_backend
 
 
 def _require_dmc() -> Any:
@@ -71,8 +71,10 @@ class DMCEnv(gymnasium.Env):
         suite, compat = _require_dmc()
         if (domain, task) not in suite.ALL_TASKS:
             raise ValueError(f"unknown DeepMind Control task {domain}-{task}; known: {sorted(f'{d}-{t}' for d, t in suite.ALL_TASKS)}")
+        self.metadata = {**self.metadata, "render_modes": ["rgb_array"] if gl_backend() else []}
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata['render_modes']}")
+            raise ValueError(f"render_mode {render_mode!r} not supported here; expected one of {self.metadata['render_modes']}"
+                             " (rgb_array needs MUJOCO_GL=egl or osmesa, or a display)")
         self.render_mode = render_mode
         self.domain, self.task = domain, task
         self._env = compat(suite.load(domain, task), render_mode=render_mode)
@@ -81,7 +83,7 @@ class DMCEnv(gymnasium.Env):
         self.observation_space = spaces.Box(-np.inf, np.inf, (dim,), np.float32)
         src = self._env.action_space
         self.action_space = spaces.Box(src.low.astype(np.float32), src.high.astype(np.float32), src.shape, np.float32)
-        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self._env.dt))}
+        self.metadata["render_fps"] = int(round(1.0 / self._env.dt))
         self._done = True
 
     def _flat(self, obs: dict[str, Any]) -> np.ndarray:

@@ -54,6 +54,24 @@ def _split_task_kwargs(task_kwargs: dict[str, Any] | None, default_task: str, ro
     return {r: (dict(task_kwargs) if r == default_task else {}) for r in robots}
 
 
+def gl_backend() -> str | None:
+    """The OpenGL backend MuJoCo renders with in this process (``egl``, ``osmesa``, ``glfw``), or None when
+    rendering would abort it (GLFW without a display): ``rgb_array`` is only offered when one exists.
+    MuJoCo fixes its backend from ``MUJOCO_GL`` when ``mujoco`` is first imported."""
+    import os
+    import sys
+
+    if "mujoco" in sys.modules and hasattr(sys.modules["mujoco"], "GLContext"):
+        gl = sys.modules["mujoco"].GLContext.__module__.rsplit(".", 1)[-1]
+    else:
+        gl = os.environ.get("MUJOCO_GL", "glfw").lower() or "glfw"
+    if gl in ("egl", "osmesa"):
+        return gl
+    if gl == "glfw" and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return gl
+    return None
+
+
 def check_box_action(action: Any, space: spaces.Box) -> np.ndarray:
     """``action`` as a float array of ``space``; raise ``InvalidActionError`` on a wrong shape or dtype, a
     non-finite entry or an entry outside the bounds (never clipped)."""
@@ -121,8 +139,8 @@ class ControlEnv(gymnasium.Env):
     ## Arguments
     ``task`` (str, the robot when no phase names one), ``phases`` (list of dicts, see above; ``None`` = one
     stationary phase), ``shift_every`` (int >= 0, env steps per phase), ``task_kwargs`` (v5 constructor
-    kwargs of ``task``, or ``{robot: kwargs}``), ``render_mode`` (``"rgb_array"``: needs a GL backend, e.g.
-    ``MUJOCO_GL=osmesa`` with Debian's ``libosmesa6``), ``device`` (a CPU device: MuJoCo runs on the CPU).
+    kwargs of ``task``, or ``{robot: kwargs}``), ``render_mode`` (``"rgb_array"``: offered only when a GL backend is configured,
+    e.g. ``MUJOCO_GL=osmesa`` with Debian's ``libosmesa6``, or a display), ``device`` (a CPU device: MuJoCo runs on the CPU).
     ``reset(options={"schedule_step": n})`` moves the schedule clock to ``n``; ``reset(options={"phase": k})``
     pins phase ``k`` for the episodes that follow (the clock still counts, the phase does not move) until a
     reset without that option: e.g. to evaluate a policy on the phase it is being trained on.
@@ -150,8 +168,10 @@ class ControlEnv(gymnasium.Env):
         _require_mujoco()
         self.phases: tuple[Phase, ...] = parse_phases(task, phases)
         self.shift_every = check_shift_every(shift_every, len(self.phases))
+        self.metadata = {**self.metadata, "render_modes": ["rgb_array"] if gl_backend() else []}
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata['render_modes']}")
+            raise ValueError(f"render_mode {render_mode!r} not supported here; expected one of {self.metadata['render_modes']}"
+                             " (rgb_array needs MUJOCO_GL=egl or osmesa, or a display)")
         self.render_mode = render_mode
         self.robots: tuple[str, ...] = tuple(dict.fromkeys(p.task for p in self.phases))
         per_robot = _split_task_kwargs(task_kwargs, task, self.robots)

@@ -27,9 +27,9 @@ def test_the_five_robots_and_variants_are_registered() -> None:
         assert entry.family == "control" and entry.max_episode_steps == 1000 and "NE" in entry.papers
 
 
-@pytest.mark.parametrize("env_id", MUJOCO_IDS)
-def test_kit_and_gymnasium_checker(env_id: str) -> None:
-    ran = check_env(env_id, max_examples=2, max_len=24, skip=("render",))
+def test_kit_and_gymnasium_checker() -> None:
+    # every control id also runs through the kit (Gymnasium's checker included) in tests/testing/test_kit.py
+    ran = check_env("gymgen/MuJoCo-TaskCycle-v0", max_examples=2, max_len=24, skip=("render",))
     assert "gymnasium.check_env" in ran and "determinism" in ran and "step_after_termination" in ran
 
 
