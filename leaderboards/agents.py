@@ -30,6 +30,13 @@ AGENTS: dict[str, str] = {
     "video.vpdd_no_pretrain": "gymgen.agents.video.vpdd:make_vpdd_no_pretrain",
     "video.bc": "gymgen.agents.video.bc:make_bc",
     # ---- video: end ----------------------------------------------------------------------------
+    # ---- control: TD3/SAC baselines, ReDo, Reset, NE (agents/control, helper ne) -------------------
+    "control.td3": "gymgen.agents.control.leaderboard:make_td3",
+    "control.sac": "gymgen.agents.control.leaderboard:make_sac",
+    "control.redo": "gymgen.agents.control.leaderboard:make_redo",
+    "control.reset": "gymgen.agents.control.leaderboard:make_reset",
+    "control.ne": "gymgen.agents.control.leaderboard:make_ne",
+    # ---- control: end --------------------------------------------------------------------------
 }
 
 

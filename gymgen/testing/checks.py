@@ -74,7 +74,7 @@ def check_spaces_and_types(make_env: EnvFactory, seed: int, choices: list[int]) 
         obs = step[1]
         if not env.observation_space.contains(obs):
             raise _fail("obs_in_space", seed, choices, f"step {i}: observation {obs!r} not in {env.observation_space}")
-        if isinstance(step[0], str) and step[0] == "reset":
+        if isinstance(step[0], str) and step[0] == "reset":  # actions may be arrays (Box spaces)
             continue
         _, _, reward, terminated, truncated, info = step
         if not isinstance(reward, (float, int, np.floating, np.integer)) or not math.isfinite(float(reward)):
