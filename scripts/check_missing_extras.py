@@ -16,10 +16,13 @@ from typing import Any
 EXTRA_MODULES = {
     "mol": ("rdkit",),
     "marl": ("mpe2", "mujoco", "gymnasium_robotics", "pygame"),
+    "control": ("mujoco",),
+    "dmc": ("dm_control", "shimmy"),
+    "video": ("metaworld", "vector_quantize_pytorch"),
     "worldsim": ("ale_py", "safetensors", "cv2"),
     "ray": ("ray",),
     "plots": ("matplotlib",),
-    "sb3": ("stable_baselines3", "sb3_contrib"),
+    "sb3": ("stable_baselines3", "sb3_contrib", "moviepy"),
 }
 
 

@@ -19,16 +19,16 @@ VPY="$WORK/venv/bin/python"
 echo "plain install: installed in $(( $(date +%s) - start )) s"
 
 cd "$WORK"  # never import the source tree
-"$VPY" - <<'EOF'
+"$VPY" - "$REPO/scripts/check_missing_extras.py" <<'EOF'
 import sys
 
 import gymgen
 
 assert "torch" not in sys.modules, "import gymgen imported torch"
-extras = {"mol": ["rdkit"], "marl": ["mpe2", "mujoco", "gymnasium_robotics"], "worldsim": ["ale_py", "safetensors"],
-          "ray": ["ray"], "plots": ["matplotlib"], "sb3": ["stable_baselines3"]}
 import importlib.util
+import runpy
 
+extras = runpy.run_path(sys.argv[1])["EXTRA_MODULES"]
 present = [m for ms in extras.values() for m in ms if importlib.util.find_spec(m) is not None]
 assert not present, f"a plain install should have no optional extras, found {present}"
 print("plain install: import gymgen ok (torch not imported), no extras present")

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${GYMGEN_VENV:-.venv}
-EXTRAS=${GYMGEN_EXTRAS:-dev,mol,marl,worldsim,plots,ray,sb3}
+EXTRAS=${GYMGEN_EXTRAS:-dev,mol,marl,worldsim,video,plots,ray,sb3,control,dmc}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
@@ -21,5 +21,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   { "$VENV/bin/python" -m pip install -q torch_geometric linear-attention-transformer einops dill \
       && "$VENV/bin/python" -m pip install -q --no-deps "torchgfn==2.4.1"; } \
     || echo "note: torchgfn not installed; benchmark comparisons against it will be skipped"
+  # Headless MuJoCo rendering (control envs' rgb_array): Debian's OSMesa, best effort when we are root.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
+    { apt-get install -y -q libosmesa6 >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libosmesa6 >/dev/null 2>&1; }; } \
+      || echo "note: libosmesa6 not installed; MuJoCo render tests will be skipped"
+  fi
   echo "$want" > "$stamp"
 fi

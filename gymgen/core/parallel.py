@@ -32,7 +32,7 @@ observation, reward, termination, truncation and info for *every* agent that act
 in that step (so ``pettingzoo.utils.parallel_to_aec`` and the AEC ``api_test`` work). Views pickle
 (``pickle`` and ``cloudpickle``) and keep stepping identically. Render modes are the batched env's
 ``render_frame`` modes plus ``"human"`` (a pygame window) when it draws ``rgb_array``; any other mode
-raises ``RenderModeError`` (a ``ValueError`` and a ``TypeError``).
+raises ``UnsupportedRenderMode`` (Gymnasium's ``UnsupportedMode`` and a ``TypeError``, as the views).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from tensordict import TensorDict
 from torchrl.data import Binary, Categorical, Composite, Unbounded
 
 from gymgen.core.batched import BatchedEnv, InvalidActionError
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.spaces import spec_from_space
 
 
@@ -212,11 +213,6 @@ class _CurrentMask:
         return obs["action_mask"][0, self.index].detach().cpu().numpy().astype(np.int8)
 
 
-class RenderModeError(ValueError, TypeError):
-    """An unsupported ``render_mode``. A ``ValueError`` (what Gymnasium's and PettingZoo's own envs
-    raise) and a ``TypeError`` (what Stable-Baselines3's ``make_vec_env`` catches to retry without one)."""
-
-
 def view_render_modes(batched_modes: list[str]) -> list[str]:
     """Render modes of the PettingZoo view: the batched env's, plus ``"human"`` when it draws ``rgb_array``."""
     modes = list(batched_modes)
@@ -269,8 +265,8 @@ class ParallelView(ParallelEnv):
     def __init__(self, render_mode: str | None = None, device: str = "cpu", **kwargs: Any) -> None:
         modes = view_render_modes(self.batched_cls.metadata.get("render_modes", []))
         if render_mode is not None and render_mode not in modes:
-            raise RenderModeError(f"render_mode {render_mode!r} is not supported by {type(self).__name__}; "
-                                  f"expected None or one of {modes}")
+            raise UnsupportedRenderMode(f"render_mode {render_mode!r} is not supported by {type(self).__name__}; "
+                                        f"expected None or one of {modes}")
         self.batched = self.batched_cls(batch_size=1, device=device, **kwargs)
         self.metadata = {**dict(self.batched.metadata), "render_modes": modes, "name": type(self).__name__,
                          "is_parallelizable": True}

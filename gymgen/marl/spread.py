@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
 
 # Physics constants of MPE (mpe2 ``_mpe_utils/core.py`` World defaults and ``simple_env`` action handling).
@@ -237,7 +238,7 @@ class SpreadBatched(MultiAgentBatchedEnv):
     def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
         """World ``index`` drawn top-down as a ``(256, 256, 3)`` uint8 array (only ``rgb_array``)."""
         if mode != "rgb_array":
-            raise ValueError(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
         from gymgen.marl import render as draw
 
         pos = self.dyn.pos[index].detach().cpu().numpy().astype(np.float64)

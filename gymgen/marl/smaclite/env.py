@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.batched import InfoField
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
 from gymgen.marl.smaclite.dynamics import _IDLE, _MOVE, _TARGET, Flags, tick, unit_props
 from gymgen.marl.smaclite.maps import MapSpec, get_map
@@ -516,7 +517,7 @@ class SMACLite(MultiAgentBatchedEnv):
         if mode == "ansi":
             return self._render_ansi(index)
         if mode != "rgb_array":
-            raise ValueError(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
         from gymgen.marl import render as draw
 
         px = self.RENDER_PIXELS
