@@ -63,8 +63,8 @@ class MaMuJoCoEnv(ParallelEnv):
     ``scenario`` (str), ``agent_conf`` (str), ``agent_obsk`` (int, default 0), ``max_cycles`` (int,
     default 1000: the truncation step, PettingZoo's name that ``pettingzoo.make`` passes), ``render_mode``,
     ``device`` ("cpu" only). The env pickles (``pickle`` and ``cloudpickle``): it is rebuilt from these
-    arguments and the MuJoCo state (``MjData``), random generator and step count are copied over, so a
-    copy keeps stepping exactly like the original.
+    arguments and the MuJoCo data (every ``MjData`` array), the random generator and the step count are
+    copied over, so a copy keeps stepping exactly like the original.
 
     ## Version history
     v0: gymnasium-robotics 1.4 ``mamujoco_v1`` over MuJoCo ``*-v5``; returns are not comparable with
@@ -119,12 +119,10 @@ class MaMuJoCoEnv(ParallelEnv):
                 "np_random": base.unwrapped.np_random, "wrappers": _wrapper_scalars(base)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import mujoco
-
         self.__init__(**state["init"])
         base = self.env.single_agent_env
         raw = base.unwrapped
-        mujoco.mj_copyData(raw.data, raw.model, state["data"])
+        _copy_mjdata(state["data"], raw.data)
         raw.np_random = state["np_random"]
         for wrapper, scalars in zip(_wrapper_chain(base), state["wrappers"]):
             wrapper.__dict__.update(scalars)
@@ -195,3 +193,19 @@ def _wrapper_chain(env: Any) -> list[Any]:
 def _wrapper_scalars(env: Any) -> list[dict[str, Any]]:
     """The scalar bookkeeping of each wrapper (step counter, reset flags) to copy into a rebuilt env."""
     return [{k: v for k, v in vars(w).items() if isinstance(v, (bool, int, float))} for w in _wrapper_chain(env)]
+
+
+def _copy_mjdata(src: Any, dst: Any) -> None:
+    """Copy a MuJoCo ``MjData`` into another of the same model, in place (other objects, e.g. the
+    renderer, keep pointing at ``dst``). Every array field is copied, derived ones too: Gymnasium's
+    v5 robots read positions left by the last ``mj_step`` (``xpos`` for the forward reward), so the
+    integration state alone (``mj_setState``) would not reproduce the next step."""
+    for name in dir(src):
+        if name.startswith("_"):
+            continue
+        value = getattr(src, name)
+        if isinstance(value, np.ndarray):
+            target = getattr(dst, name)
+            if target.shape == value.shape:
+                target[...] = value
+    dst.time = src.time
