@@ -9,8 +9,11 @@ offscreen on the CPU with no configuration. A value the user set is always kept.
 
 from __future__ import annotations
 
+import atexit
 import ctypes.util
 import os
+import weakref
+from typing import Any
 
 _BACKENDS = ("egl", "osmesa", "glfw")
 
@@ -57,3 +60,25 @@ def match_mujoco_backend() -> None:
         from mujoco.osmesa import GLContext
     gl_context.GLContext = GLContext
     gl_context._MUJOCO_GL = want
+
+
+def close_at_exit(env: Any) -> None:
+    """Close ``env`` (its GL contexts) at interpreter exit, before MuJoCo's EGL module shuts EGL down.
+
+    Left to garbage collection at shutdown, Gymnasium's ``OffScreenViewer.__del__`` runs after
+    ``mujoco.egl``'s globals are gone and prints ``AttributeError: 'NoneType' object has no attribute
+    'eglGetCurrentContext'`` tracebacks on every exit. Call this right after the env's first frame: the
+    hook is registered after ``mujoco.egl``'s own ``eglTerminate`` hook, so (last in, first out) it runs
+    first. The env is held weakly.
+    """
+    ref = weakref.ref(env)
+
+    def _close() -> None:
+        live = ref()
+        if live is not None:
+            try:
+                live.close()
+            except Exception:  # noqa: BLE001 - best effort at exit; nothing left to report to
+                pass
+
+    atexit.register(_close)

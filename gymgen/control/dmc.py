@@ -18,7 +18,7 @@ from gymgen.control.env import _check_cpu, check_box_action
 from gymgen.core.checks import check_seed
 from gymgen.core.adapters import check_render_mode
 from gymgen.core.errors import UnsupportedRenderMode
-from gymgen.offscreen_gl import default_headless_gl, gl_backend
+from gymgen.offscreen_gl import close_at_exit, default_headless_gl, gl_backend
 
 default_headless_gl()  # before dm_control is imported (it fixes its backend at import)
 
@@ -114,7 +114,11 @@ class DMCEnv(gymnasium.Env):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make().")
             return None
-        return self._env.render()
+        frame = self._env.render()
+        if not getattr(self, "_exit_hooked", False):  # the GL context exists now: close it before EGL goes
+            close_at_exit(self)
+            self._exit_hooked = True
+        return frame
 
     def close(self) -> None:
         self._env.close()

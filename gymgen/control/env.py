@@ -22,7 +22,7 @@ from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError
 from gymgen.core.checks import check_seed
 from gymgen.core.adapters import check_render_mode
 from gymgen.core.errors import UnsupportedRenderMode
-from gymgen.offscreen_gl import default_headless_gl, gl_backend
+from gymgen.offscreen_gl import close_at_exit, default_headless_gl, gl_backend
 from gymgen.control.schedule import REWARD_KEYS, TASKS, Phase, check_shift_every, parse_phases, phase_index
 
 default_headless_gl()  # before mujoco is imported: rgb_array works headless where EGL is installed
@@ -301,7 +301,11 @@ class ControlEnv(gymnasium.Env):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to make().")
             return None
-        return self._envs[self._robot].render()
+        frame = self._envs[self._robot].render()
+        if not getattr(self, "_exit_hooked", False):  # the GL context exists now: close it before EGL goes
+            close_at_exit(self)
+            self._exit_hooked = True
+        return frame
 
     def close(self) -> None:
         for env in self._envs.values():
