@@ -183,8 +183,8 @@ def test_pettingzoo_render_test(env_id: str, monkeypatch: pytest.MonkeyPatch) ->
     from pettingzoo.utils import parallel_to_aec
 
     if "MaMuJoCo" in env_id:
-        pytest.skip("MuJoCo picks its OpenGL backend at import: test_mamujoco_renders_offscreen runs these ids "
-                    "in a fresh process with MUJOCO_GL=egl")
+        pytest.skip("headless, MaMuJoCo offers rgb_array only (no human window): test_mamujoco_renders_offscreen "
+                    "runs render_test on these ids in a fresh process with MUJOCO_GL=egl")
     modes = _render_modes(env_id)
     assert "rgb_array" in modes, f"{env_id} has no rgb_array render"
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
