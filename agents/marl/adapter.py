@@ -198,6 +198,11 @@ class ParallelEnvAdapter(EnvBase):
         """``(B, N)`` bool: which agents are live in each copy."""
         return self._alive.clone()
 
+    def _sync_spec_mask(self) -> None:
+        """Keep the discrete action spec's mask equal to the legal actions (so ``rand_action`` is legal)."""
+        if self.layout.discrete:
+            self.action_spec[self.group, "action"].update_mask(self._mask.clone())
+
     def _state(self, k: int, obs: torch.Tensor) -> torch.Tensor:
         if self.state_from_env:
             return torch.as_tensor(np.asarray(self.envs[k].state(), dtype=np.float32).reshape(-1), device=self.device)
@@ -229,6 +234,7 @@ class ParallelEnvAdapter(EnvBase):
             self._obs[k], self._mask[k], self._alive[k] = o, m, alive
             self._state_t[k] = self._state(k, o)
             self._steps[k] = 0
+        self._sync_spec_mask()
         zeros = torch.zeros(B, 1, dtype=torch.bool, device=self.device)
         out = TensorDict({self.group: TensorDict({"observation": self._obs.clone(), "action_mask": self._mask.clone()}, batch_size=(B, self.n_agents)),
                           "state": self._state_t.clone(), "done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()},
@@ -267,6 +273,7 @@ class ParallelEnvAdapter(EnvBase):
             elif self.max_episode_steps is not None and self._steps[k] >= self.max_episode_steps:
                 trunc[k] = True
                 self._alive[k] = False
+        self._sync_spec_mask()
         out = TensorDict({self.group: TensorDict({"observation": self._obs.clone(), "action_mask": self._mask.clone(), "reward": reward},
                                                  batch_size=(B, N)),
                           "state": self._state_t.clone(), "done": term | trunc, "terminated": term, "truncated": trunc},

@@ -50,6 +50,18 @@ class AgentsAlive(Transform):
         return observation_spec
 
 
+def team_reward(reward: torch.Tensor, alive: torch.Tensor | None) -> torch.Tensor:
+    """Mean reward over the agents that acted (alive before the step): ``(..., N)`` -> ``(...)``.
+
+    Equal to the team reward whether dead agents are paid it (gymgen's batched envs repeat it for every
+    agent) or nothing (PettingZoo envs pay live agents only), and to the leaderboard harness's return.
+    """
+    if alive is None:
+        return reward.mean(-1)
+    a = alive.to(reward.dtype)
+    return (reward * a).sum(-1) / a.sum(-1).clamp(min=1.0)
+
+
 def group_shape(env: EnvBase, group: str = "agents") -> tuple[int, int, int]:
     """``(n_agents, obs_dim, n_actions_or_action_dim)`` of a gymgen-layout multi-agent TorchRL env."""
     obs = env.observation_spec[group, "observation"]
@@ -108,7 +120,7 @@ def evaluate_batched(env: EnvBase, act: Callable[[TensorDictBase], TensorDictBas
         td = env.step(td)
         nxt = td["next"]
         live = ~finished
-        ret += nxt[group, "reward"][..., 0].mean(-1) * live
+        ret += team_reward(nxt[group, "reward"][..., 0], td.get((group, "alive"), None)) * live
         length += live.float()
         done = nxt["done"].reshape(B)
         if ("info", "battle_won") in nxt.keys(True):

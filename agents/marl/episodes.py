@@ -23,6 +23,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import LazyTensorStorage, RandomSampler, ReplayBuffer
 
+from gymgen.agents.marl.collect import team_reward
+
 OBS_KEYS = ("obs", "avail", "alive", "state")
 STEP_KEYS = ("action", "reward", "terminated", "filled")
 
@@ -75,7 +77,7 @@ class EpisodeAssembler:
             st["reward"][rows, p] = reward[:, t]
             st["terminated"][rows, p] = term[:, t]
             st["filled"][rows, p] = True
-            self.ret += reward[:, t].mean(-1)
+            self.ret += team_reward(reward[:, t], obs["alive"][:, t])
             d = done[:, t]
             if bool(d.any()):
                 idx = d.nonzero().squeeze(-1)

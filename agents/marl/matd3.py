@@ -37,7 +37,7 @@ from torchrl.envs.utils import step_mdp
 from torchrl.objectives import SoftUpdate, TD3Loss
 from torchrl.objectives.utils import distance_loss
 
-from gymgen.agents.marl.collect import group_shape, state_dim
+from gymgen.agents.marl.collect import group_shape, state_dim, team_reward, training_env
 from gymgen.agents.marl.layers import AgentMLP, LinearFactory, check_sharing, dense_linear, linear_factory
 from gymgen.agents.marl.ppo import AgentNet
 from gymgen.agents.marl.trainer import EpisodeReturns, Trainer
@@ -245,7 +245,8 @@ class MATD3Trainer(Trainer):
 
     def __init__(self, env: Any, cfg: MATD3Config, *, eval_env: EnvBase | None = None, group: str = "agents") -> None:
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
-        self.env, self.eval_env = env, eval_env if eval_env is not None else auto_eval
+        eval_env = eval_env if eval_env is not None else auto_eval
+        self.env, self.eval_env = training_env(env, None, group), None if eval_env is None else training_env(eval_env, None, group)
         self.cfg, self.group = cfg, group
         self.device = _check_device(env, cfg.device)
         torch.manual_seed(cfg.seed)
@@ -283,7 +284,7 @@ class MATD3Trainer(Trainer):
         flat = batch.reshape(-1)
         bn = flat[g].batch_size
         nxt = TensorDict({g: TensorDict({"observation": flat["next", g, "observation"]}, batch_size=bn),
-                          "state": flat["next", "state"], "reward": flat["next", g, "reward"].mean(-2),  # team reward
+                          "state": flat["next", "state"], "reward": team_reward(flat["next", g, "reward"][..., 0], flat[g, "alive"]).unsqueeze(-1),
                           "done": flat["next", "done"], "terminated": flat["next", "terminated"]}, batch_size=flat.batch_size)
         self.replay.extend(TensorDict({g: TensorDict({"observation": flat[g, "observation"], "action": flat[g, "action"]}, batch_size=bn),
                                        "state": flat["state"], "next": nxt}, batch_size=flat.batch_size, device=self.device))

@@ -30,7 +30,7 @@ from torchrl.modules import MaskedCategorical, NormalParamExtractor, PopArtValue
 from torchrl.objectives.multiagent import IPPOLoss, MAPPOLoss
 from torchrl.objectives.value import MultiAgentGAE
 
-from gymgen.agents.marl.collect import group_shape, state_dim
+from gymgen.agents.marl.collect import group_shape, state_dim, training_env
 from gymgen.agents.marl.layers import AgentMLP, LinearFactory, check_sharing, linear_factory
 from gymgen.agents.marl.trainer import EpisodeReturns, Trainer
 from gymgen.agents.marl.value_based import _check_device, resolve_env, total_loss
@@ -179,7 +179,8 @@ class PPOTrainer(Trainer):
 
     def __init__(self, env: Any, cfg: PPOConfig, centralised: bool, *, eval_env: EnvBase | None = None, group: str = "agents") -> None:
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
-        self.env, self.eval_env = env, eval_env if eval_env is not None else auto_eval
+        eval_env = eval_env if eval_env is not None else auto_eval
+        self.env, self.eval_env = training_env(env, None, group), None if eval_env is None else training_env(eval_env, None, group)
         self.cfg, self.group, self.centralised = cfg, group, centralised
         self.device = _check_device(env, cfg.device)
         torch.manual_seed(cfg.seed)

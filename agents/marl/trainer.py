@@ -14,7 +14,7 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.envs import EnvBase, TransformedEnv
 
-from gymgen.agents.marl.collect import evaluate_batched
+from gymgen.agents.marl.collect import evaluate_batched, team_reward
 
 FinalMetric = Callable[[TensorDictBase], torch.Tensor]
 
@@ -134,7 +134,7 @@ class EpisodeReturns:
         self.wins: list[float] = []
 
     def add(self, batch: TensorDictBase) -> None:
-        r = batch["next", self.group, "reward"][..., 0].mean(-1)  # (B, T)
+        r = team_reward(batch["next", self.group, "reward"][..., 0], batch.get((self.group, "alive"), None))  # (B, T)
         done = batch["next", "done"][..., 0]
         won = batch.get(("next", "info", "battle_won"), None)
         if self._ret is None:

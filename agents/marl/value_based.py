@@ -28,7 +28,7 @@ from torch import nn
 from torchrl.envs import EnvBase
 from torchrl.objectives import LossModule
 
-from gymgen.agents.marl.collect import group_shape, max_episode_steps, state_dim, training_env
+from gymgen.agents.marl.collect import group_shape, team_reward, max_episode_steps, state_dim, training_env
 from gymgen.agents.marl.episodes import EpisodeAssembler, EpisodeReplay, Replay
 from gymgen.agents.marl.layers import LinearFactory, check_sharing, dense_linear, linear_factory
 from gymgen.agents.marl.nets import QMixer, RecurrentQNet, VDNMixer, agent_inputs, input_dim
@@ -231,7 +231,7 @@ class ValueDecompositionLoss(LossModule):
         chosen = self.mixer(q_taken * alive_t, batch["state"][:, :-1])
         with torch.no_grad():
             next_tot = self.target_mixer(next_q, batch["state"][:, 1:])
-            targets = self.return_estimator(reward.mean(-1), term, filled, next_tot, self.gamma)
+            targets = self.return_estimator(team_reward(reward, alive[:, :-1]), term, filled, next_tot, self.gamma)
         return chosen, targets, filled
 
     def forward(self, batch: TensorDictBase) -> TensorDict:
