@@ -44,8 +44,10 @@ class QLearningConfig:
     """Settings of IQL / VDN / QMIX. Defaults follow pymarl2's ``qmix.yaml`` (hijkzzz/pymarl2 @8ccac7c):
     GRU 64, Adam 1e-3, grad clip 10, gamma 0.99, TD(lambda) 0.6, double Q, epsilon 1 -> 0.05 over 100k
     env steps, 5,000-episode buffer, batches of 128 episodes, one update per 8 new episodes (pymarl2
-    trains once per 8-env batch), hard target update every 200 episodes, mixer embed 32 with a 2-layer
-    hypernetwork of width 64. ``n_envs`` battles run at once in the batched env (pymarl2: 8).
+    trains once per 8-env batch), hard target update every 200 episodes (counted as ``updates x
+    episodes_per_update``, i.e. every 25 updates), mixer embed 32 with a 2-layer hypernetwork of width 64.
+    ``n_envs`` battles run at once in the batched env (pymarl2: 8); ``collect_steps`` steps of each per
+    Collector batch, after which the owed updates (new episodes / ``episodes_per_update``) are made.
 
     Hooks (code-only, not leaderboard config): ``make_linear`` (layer factory for agent nets and
     mixers), ``target_operator``, ``return_estimator``, ``replay`` (``(cfg, device, generator) ->
@@ -408,9 +410,12 @@ class ValueTrainer(Trainer):
         while self._owed >= 1.0:
             self.last_losses = self.update()
             self._owed -= 1.0
-            if self.episodes - self._last_target >= cfg.target_update_episodes:
+            # pymarl2 updates the target every 200 episodes = every 25 updates at 8 episodes per update; count
+            # the episodes each update stands for, so a 1000-battle batch does not collapse that schedule
+            trained = self.updates * cfg.episodes_per_update
+            if trained - self._last_target >= cfg.target_update_episodes:
                 self.loss.update_targets()
-                self._last_target = self.episodes
+                self._last_target = trained
         return batch.numel()
 
     def stats(self) -> dict[str, float]:
