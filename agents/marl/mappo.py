@@ -15,7 +15,8 @@ from typing import Any
 
 from torchrl.envs import EnvBase
 
-from gymgen.agents.marl.ppo import PPOConfig, PPOPolicy, PPOTrainer, train_ppo
+from gymgen.agents.marl.ppo import PPOConfig, PPOPolicy, PPOTrainer
+from gymgen.agents.marl.trainer import train_to_budget
 
 CENTRALISED = True
 
@@ -32,4 +33,4 @@ def trainer(env: Any, cfg: MAPPOConfig | None = None, eval_env: EnvBase | None =
 
 def train(env: Any, cfg: MAPPOConfig | None = None, eval_env: EnvBase | None = None) -> PPOPolicy:
     """Train MAPPO on ``env`` (a gymgen id or a TorchRL env in gymgen's multi-agent layout)."""
-    return train_ppo(env, cfg or MAPPOConfig(), CENTRALISED, eval_env)
+    return train_to_budget(trainer(env, cfg, eval_env))

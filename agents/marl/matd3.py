@@ -40,7 +40,7 @@ from torchrl.objectives.utils import distance_loss
 from gymgen.agents.marl.collect import group_shape, state_dim, team_reward, training_env
 from gymgen.agents.marl.layers import AgentMLP, LinearFactory, check_sharing, dense_linear, linear_factory
 from gymgen.agents.marl.ppo import AgentNet
-from gymgen.agents.marl.trainer import EpisodeReturns, Trainer
+from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints, train_to_budget
 from gymgen.agents.marl.value_based import _check_device, resolve_env
 
 REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -86,11 +86,8 @@ class MATD3Config:
 
     def __post_init__(self) -> None:
         check_sharing(self.sharing)
-        for name in ("total_env_steps", "n_envs", "collect_steps", "policy_delay", "batch_size", "buffer_size",
-                     "n_critics", "eval_every_steps", "eval_episodes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("total_env_steps", "n_envs", "collect_steps", "policy_delay", "batch_size",
+                                   "buffer_size", "n_critics", "eval_every_steps", "eval_episodes"))
         if self.target_reduction not in ("min", "mean") or self.actor_reduction not in REDUCTIONS:
             raise ValueError(f"target_reduction must be 'min' or 'mean' and actor_reduction one of {sorted(REDUCTIONS)}, "
                              f"got {self.target_reduction!r}, {self.actor_reduction!r}")
@@ -346,9 +343,4 @@ def trainer(env: Any, cfg: MATD3Config | None = None, eval_env: EnvBase | None =
 
 def train(env: Any, cfg: MATD3Config | None = None, eval_env: EnvBase | None = None) -> MATD3Policy:
     """Train MATD3 for ``cfg.total_env_steps``; the returned policy keeps ``trainer`` and ``history``."""
-    t = trainer(env, cfg, eval_env)
-    t.train(t.cfg.total_env_steps, evaluate_at_end=True)
-    t.close()
-    t.policy.trainer = t  # type: ignore[attr-defined]
-    t.policy.history = t.history  # type: ignore[attr-defined]
-    return t.policy
+    return train_to_budget(trainer(env, cfg, eval_env))

@@ -32,7 +32,7 @@ from torchrl.objectives.value import MultiAgentGAE
 
 from gymgen.agents.marl.collect import group_shape, state_dim, training_env
 from gymgen.agents.marl.layers import AgentMLP, LinearFactory, check_sharing, linear_factory
-from gymgen.agents.marl.trainer import EpisodeReturns, Trainer
+from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints
 from gymgen.agents.marl.value_based import _check_device, resolve_env, total_loss
 
 
@@ -70,10 +70,8 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         check_sharing(self.sharing)
-        for name in ("total_env_steps", "n_envs", "rollout_steps", "epochs", "minibatches", "eval_every_steps", "eval_episodes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("total_env_steps", "n_envs", "rollout_steps", "epochs", "minibatches",
+                                   "eval_every_steps", "eval_episodes"))
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -238,13 +236,3 @@ class PPOTrainer(Trainer):
 
     def stats(self) -> dict[str, float]:
         return {**self.returns.stats(), **self.last_losses}
-
-
-def train_ppo(env: Any, cfg: PPOConfig, centralised: bool, eval_env: EnvBase | None = None) -> PPOPolicy:
-    """Train for ``cfg.total_env_steps``; the returned policy keeps ``trainer`` and ``history``."""
-    trainer = PPOTrainer(env, cfg, centralised, eval_env=eval_env)
-    trainer.train(cfg.total_env_steps, evaluate_at_end=True)
-    trainer.close()
-    trainer.policy.trainer = trainer  # type: ignore[attr-defined]
-    trainer.policy.history = trainer.history  # type: ignore[attr-defined]
-    return trainer.policy

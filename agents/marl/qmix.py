@@ -15,7 +15,8 @@ from typing import Any
 
 from torchrl.envs import EnvBase
 
-from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer, train_value_based
+from gymgen.agents.marl.trainer import train_to_budget
+from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer
 
 MIXER = "qmix"
 
@@ -32,4 +33,4 @@ def trainer(env: Any, cfg: QMIXConfig | None = None, eval_env: EnvBase | None = 
 
 def train(env: Any, cfg: QMIXConfig | None = None, eval_env: EnvBase | None = None) -> QPolicy:
     """Train QMIX on ``env`` (a gymgen id or a TorchRL env in gymgen's multi-agent layout)."""
-    return train_value_based(env, cfg or QMIXConfig(), MIXER, eval_env)
+    return train_to_budget(trainer(env, cfg, eval_env))

@@ -123,6 +123,24 @@ class Trainer:
         self.collector, self._iter = None, None
 
 
+def train_to_budget(trainer: Trainer) -> Any:
+    """Train ``trainer`` for its ``cfg.total_env_steps`` (evaluating at the end), close it, and return its
+    policy with ``policy.trainer`` and ``policy.history`` attached."""
+    trainer.train(trainer.cfg.total_env_steps, evaluate_at_end=True)
+    trainer.close()
+    trainer.policy.trainer = trainer
+    trainer.policy.history = trainer.history
+    return trainer.policy
+
+
+def check_positive_ints(cfg: Any, names: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming the first field of ``cfg`` in ``names`` that is not a positive int."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
 class EpisodeReturns:
     """Running per-row episode returns (mean over agents of the reward) of a Collector's batches; keeps
     the last ``keep`` finished episodes' returns (and ``battle_won`` flags when the env reports them)."""

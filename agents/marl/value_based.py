@@ -33,7 +33,7 @@ from gymgen.agents.marl.episodes import EpisodeAssembler, EpisodeReplay, Replay
 from gymgen.agents.marl.layers import LinearFactory, check_sharing, dense_linear, linear_factory
 from gymgen.agents.marl.nets import QMixer, RecurrentQNet, VDNMixer, agent_inputs, input_dim
 from gymgen.agents.marl.targets import MaxOperator, ReturnEstimator, TargetOperator, TDLambda
-from gymgen.agents.marl.trainer import EpisodeReturns, Trainer
+from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints
 
 Regularizer = Callable[["ValueDecompositionLoss", TensorDictBase, TensorDictBase], torch.Tensor]
 GroupIndex = Callable[[torch.Tensor], torch.Tensor]
@@ -92,12 +92,8 @@ class QLearningConfig:
 
     def __post_init__(self) -> None:
         check_sharing(self.sharing)
-        positive = ("total_env_steps", "n_envs", "collect_steps", "rnn_hidden", "buffer_episodes", "batch_episodes",
-                    "target_update_episodes", "eval_every_steps", "eval_episodes")
-        for name in positive:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(self, ("total_env_steps", "n_envs", "collect_steps", "rnn_hidden", "buffer_episodes",
+                                   "batch_episodes", "target_update_episodes", "eval_every_steps", "eval_episodes"))
         for name in ("lr", "episodes_per_update", "grad_clip"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
@@ -433,13 +429,3 @@ class _no_exploration:
 
     def __exit__(self, *exc: Any) -> None:
         self.actor.epsilon = self.eps
-
-
-def train_value_based(env: Any, cfg: QLearningConfig, mixer: str, eval_env: EnvBase | None = None) -> QPolicy:
-    """Train for ``cfg.total_env_steps`` and return the policy (``policy.trainer`` keeps the run)."""
-    trainer = ValueTrainer(env, cfg, mixer, eval_env=eval_env)
-    trainer.train(cfg.total_env_steps, evaluate_at_end=True)
-    trainer.close()
-    trainer.policy.trainer = trainer  # type: ignore[attr-defined]
-    trainer.policy.history = trainer.history  # type: ignore[attr-defined]
-    return trainer.policy

@@ -15,7 +15,8 @@ from typing import Any
 
 from torchrl.envs import EnvBase
 
-from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer, train_value_based
+from gymgen.agents.marl.trainer import train_to_budget
+from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer
 
 MIXER = "vdn"
 
@@ -32,4 +33,4 @@ def trainer(env: Any, cfg: VDNConfig | None = None, eval_env: EnvBase | None = N
 
 def train(env: Any, cfg: VDNConfig | None = None, eval_env: EnvBase | None = None) -> QPolicy:
     """Train VDN on ``env`` (a gymgen id or a TorchRL env in gymgen's multi-agent layout)."""
-    return train_value_based(env, cfg or VDNConfig(), MIXER, eval_env)
+    return train_to_budget(trainer(env, cfg, eval_env))

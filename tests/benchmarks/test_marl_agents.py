@@ -184,3 +184,54 @@ def test_recurrent_core_over_episodes(benchmark, torch_threads, how: str) -> Non
     fn = fused if how == "nn_GRU_fused" else loop
     fn()
     _run(benchmark, fn, rounds=10)
+
+
+# ---- 5. MATD3 update: TorchRL TD3Loss (vmapped critics) vs the same update in plain torch ---------------
+@pytest.mark.parametrize("how", ["torchrl_TD3Loss", "plain_torch"])
+def test_matd3_update(benchmark, torch_threads, how: str) -> None:
+    pytest.importorskip("gymnasium_robotics", reason="MaMuJoCo needs the [marl] extra")
+    import copy
+
+    from gymgen.agents.marl import matd3
+
+    torch_threads(1)
+    make = lambda: gymgen.parallel_env("gymgen/MaMuJoCo-HalfCheetah-2x3-v0")  # noqa: E731
+    env = ParallelEnvAdapter(make, num_envs=2, max_episode_steps=1000, seed=0)
+    batch = 64 if benchmark.disabled else 256
+    t = matd3.trainer(env, matd3.MATD3Config(n_envs=2, warmup_steps=batch, batch_size=batch, eval_every_steps=10**9,
+                                             updates_per_step=1e-9))
+    t.train(batch)
+    if how == "torchrl_TD3Loss":
+        fn = t.update
+    else:  # the same networks, losses and optimisers written out by hand
+        actor, critic = t.actor.module, t.critic.module
+        q1, q2 = critic, copy.deepcopy(critic)
+        q1t, q2t, pit = copy.deepcopy(q1), copy.deepcopy(q2), copy.deepcopy(actor)
+        oq = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=1e-3)
+        op = torch.optim.Adam(actor.parameters(), lr=5e-4)
+        k = [0]
+
+        def fn() -> None:
+            d = t.replay.sample(batch)
+            s, o, a = d["state"], d["agents", "observation"], d["agents", "action"]
+            s2, o2, r = d["next", "state"], d["next", "agents", "observation"], d["next", "reward"]
+            with torch.no_grad():
+                a2 = (pit(o2) + (torch.randn_like(a) * 0.2).clamp(-0.5, 0.5)).clamp(-1, 1)
+                y = r + 0.99 * (~d["next", "terminated"]) * torch.min(q1t(s2, a2), q2t(s2, a2))
+            loss = (q1(s, a) - y).pow(2).mean() + (q2(s, a) - y).pow(2).mean()
+            oq.zero_grad()
+            loss.backward()
+            oq.step()
+            k[0] += 1
+            if k[0] % 2 == 0:
+                la = -q1(s, actor(o)).mean()
+                op.zero_grad()
+                la.backward()
+                op.step()
+                with torch.no_grad():
+                    for m, mt in ((q1, q1t), (q2, q2t), (actor, pit)):
+                        for p, pt in zip(m.parameters(), mt.parameters()):
+                            pt.lerp_(p, 0.005)
+    fn()
+    _run(benchmark, fn, rounds=30)
+    t.close()
