@@ -6,6 +6,7 @@
         --steps 300000 --eval-every 25000 --out runs/marl.jsonl
     python -m gymgen.agents.marl.reproduce baselines --env gymgen/SpreadBatched-v0 --out runs/marl.jsonl
     python -m gymgen.agents.marl.reproduce summary runs/marl.jsonl
+    python -m gymgen.agents.marl.reproduce plot runs/marl.jsonl --out curve.png --threshold 0.9
 
 ``run`` appends one JSON line per evaluation (``{"run": {...}, "row": {...}}``: env steps, training and
 total wall-clock seconds, greedy test win rate / return / landmark distance ...) so a killed run keeps
@@ -147,6 +148,40 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
     return "\n".join(lines)
 
 
+def plot(paths: list[Path], out: Path, metric: str = "test_win_rate", x: str = "wall_total_s",
+         threshold: float | None = None, title: str | None = None) -> Path:
+    """One curve per run (method, env, seed) of ``metric`` against ``x`` (wall-clock or env steps), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    curves: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            rec = json.loads(line) if line.strip() else None
+            if rec and metric in rec["row"] and x in rec["row"]:
+                curves[(rec["run"]["method"], rec["run"]["env"], rec["run"]["seed"])].append((rec["row"][x], rec["row"][metric]))
+    for (method, env, seed), pts in sorted(curves.items()):
+        pts.sort()
+        scale = 60.0 if x.startswith("wall") else 1.0
+        ax.plot([p[0] / scale for p in pts], [p[1] for p in pts], marker="o", ms=3,
+                label=f"{method} {env.replace('gymgen/', '')} seed {seed}")
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=1)
+    ax.set_xlabel("wall-clock minutes" if x.startswith("wall") else x)
+    ax.set_ylabel(metric.replace("test_", "greedy test "))
+    ax.set_title(title or "")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gymgen.agents.marl.reproduce")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -168,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("summary")
     s.add_argument("paths", type=Path, nargs="+")
     s.add_argument("--threshold", type=float, nargs="*", default=[0.8, 0.9])
+    pl = sub.add_parser("plot")
+    pl.add_argument("paths", type=Path, nargs="+")
+    pl.add_argument("--out", type=Path, required=True)
+    pl.add_argument("--metric", default="test_win_rate")
+    pl.add_argument("--x", default="wall_total_s")
+    pl.add_argument("--threshold", type=float, default=None)
+    pl.add_argument("--title", default=None)
     a = ap.parse_args(argv)
     if a.cmd == "run":
         cfg = json.loads(a.config)
@@ -178,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "baselines":
         for seed in a.seeds:
             baselines(a.env, a.episodes, seed, a.out, json.loads(a.env_kwargs))
+    elif a.cmd == "plot":
+        print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title))
     else:
         print(summary(a.paths, a.threshold))
     return 0
