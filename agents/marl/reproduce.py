@@ -12,7 +12,8 @@
 total wall-clock seconds, greedy test win rate / return / landmark distance ...) so a killed run keeps
 what it measured. ``baselines`` measures the random policy (and Spread's scripted assignment team) with
 the same evaluation. ``summary`` prints, per (method, env), the last evaluation's mean with a 95%
-Student-t confidence interval over seeds, and the first wall-clock time at which the test win rate
+Student-t confidence interval over seeds, the mean 1-minute load average at the evaluations (wall-clock
+numbers are only comparable at similar load), and the first wall-clock time at which the test win rate
 reached each ``--threshold``.
 Run each seed as its own CPU-slot job (``/work/tools/cpu-slot python -m ...``), in the background.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -78,7 +80,7 @@ def run(method: str, env_id: str, seed: int, steps: int, eval_every: int, config
     while trainer.env_steps < steps:
         trainer.train(min(eval_every, steps - trainer.env_steps))
         for row in trainer.history[seen:]:
-            _write(out, {"run": meta, "row": row})
+            _write(out, {"run": meta, "row": {**row, "load1": os.getloadavg()[0]}})
         seen = len(trainer.history)
         stop = getattr(cfg, "stop_at_win_rate", None)
         if stop is not None and trainer.history and trainer.history[-1].get("test_win_rate", -1.0) >= stop:
@@ -125,8 +127,8 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
                 runs[key][rec["run"]["seed"]].append(rec["row"])
     metrics = ("test_win_rate", "test_return", "test_landmark_distance")
     lines = ["| method | env | seeds | env steps | " + " | ".join(m.replace("test_", "") for m in metrics)
-             + " | train wall s | " + " | ".join(f"time to win {t:g} (s, per seed)" for t in thresholds) + " |",
-             "|" + "---|" * (5 + len(metrics) + len(thresholds))]
+             + " | train wall s | load | " + " | ".join(f"time to win {t:g} (s, per seed)" for t in thresholds) + " |",
+             "|" + "---|" * (6 + len(metrics) + len(thresholds))]
     for (method, env), seeds in sorted(runs.items()):
         finals = [rows[-1] for rows in seeds.values()]
         cells = []
@@ -136,6 +138,8 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
             cells.append("—" if not vals else f"{mean:.3f} ± {hw:.3f}" if not math.isnan(hw) else f"{mean:.3f}")
         steps = sorted({int(r.get("env_steps", 0)) for r in finals})
         wall = ci95([r.get("wall_s", float("nan")) for r in finals])[0]
+        loads = [r["load1"] for rows in seeds.values() for r in rows if "load1" in r]
+        load = f"{np.mean(loads):.1f}" if loads else "—"
         ttt = []
         for t in thresholds:
             times = []
@@ -144,7 +148,7 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
                 times.append("—" if hit is None else f"{hit:.0f}")
             ttt.append(", ".join(times))
         lines.append(f"| {method} | {env.replace('gymgen/', '')} | {len(seeds)} | {'/'.join(map(str, steps))} | "
-                     + " | ".join(cells) + f" | {wall:.0f} | " + " | ".join(ttt) + " |")
+                     + " | ".join(cells) + f" | {wall:.0f} | {load} | " + " | ".join(ttt) + " |")
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
 1. QMIX *training* env steps/s (collection + episode assembly + updates) on the batched SMACLite-3m
    (1024 battles at once) vs the same agent and config through ``ParallelEnvAdapter`` around the
    PettingZoo view (8 copies, pymarl2's number of parallel envs).
-2. Collection: TorchRL ``Collector`` over the batched env vs a plain ``step_tensors`` loop, and
+2. Collection: TorchRL ``Collector`` over the batched env vs a plain ``step_tensors`` loop, vs the same
+   ``Collector`` over 8 ``ParallelEnvAdapter`` copies of the PettingZoo view (env cost alone), and
    ``Collector(trajs_per_batch=...)`` (TorchRL's own whole-episode assembly) vs ``Collector`` +
    ``EpisodeAssembler``.
 3. Replay: TorchRL ``ReplayBuffer(LazyTensorStorage)`` episode sampling vs plain tensor indexing.
@@ -76,12 +77,16 @@ def _random_policy(gen: torch.Generator) -> TensorDictModule:
     return TensorDictModule(lambda m: random_actions(m, gen), in_keys=[("agents", "action_mask")], out_keys=[("agents", "action")])
 
 
-@pytest.mark.parametrize("how", ["collector", "plain_loop", "collector+assembler", "collector_trajs_per_batch"])
+@pytest.mark.parametrize("how", ["collector", "plain_loop", "collector+assembler", "collector_trajs_per_batch", "collector_pettingzoo"])
 def test_collection_env_steps(benchmark, torch_threads, how: str) -> None:
     torch_threads(1)
     B = 64 if benchmark.disabled else 1024
     C = 10
-    env = gymgen.make_batched(MAP, batch_size=B)
+    if how == "collector_pettingzoo":  # the same Collector over 8 PettingZoo copies (what pymarl-style runners step)
+        B = 4 if benchmark.disabled else 8
+        env = ParallelEnvAdapter(lambda: gymgen.parallel_env(MAP), num_envs=B, max_episode_steps=60, info_keys=("battle_won",), seed=0)
+    else:
+        env = gymgen.make_batched(MAP, batch_size=B)
     gen = torch.Generator().manual_seed(0)
     if how == "plain_loop":
         obs = env.reset_tensors()

@@ -24,7 +24,8 @@ def test_run_baselines_summary_and_plot(tmp_path):
               "--eval-every", "80", "--config", cfg, "--out", str(out)])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and {r["run"]["seed"] for r in rows} == {0, 1}
-    assert all(0.0 <= r["row"]["test_win_rate"] <= 1.0 and r["row"]["wall_total_s"] >= r["row"]["wall_s"] for r in rows)
+    assert all(0.0 <= r["row"]["test_win_rate"] <= 1.0 and r["row"]["wall_total_s"] >= r["row"]["wall_s"]
+               and r["row"]["load1"] >= 0.0 for r in rows)
     main(["baselines", "--env", "gymgen/SpreadBatched-v0", "--episodes", "16", "--seeds", "0", "--out", str(out)])
     table = summary([out], [0.5])
     assert "| qmix | SMACLite-3m-v0 | 2 | 160 |" in table and "scripted_assignment" in table and "random" in table
