@@ -25,6 +25,15 @@ AGENTS: dict[str, str] = {
     "gfn.qgfn": "gymgen.agents.gfn.leaderboard:make_qgfn",
     "gfn.egfn": "gymgen.agents.gfn.leaderboard:make_egfn",
     # ---- gfn: end ------------------------------------------------------------------------------
+    # ---- marl: multi-agent reference agents (agents/marl, helper marl) --------------------------
+    "marl.random": "gymgen.agents.marl.leaderboard:make_random",
+    "marl.iql": "gymgen.agents.marl.leaderboard:make_iql",
+    "marl.vdn": "gymgen.agents.marl.leaderboard:make_vdn",
+    "marl.qmix": "gymgen.agents.marl.leaderboard:make_qmix",
+    "marl.mappo": "gymgen.agents.marl.leaderboard:make_mappo",
+    "marl.ippo": "gymgen.agents.marl.leaderboard:make_ippo",
+    "marl.matd3": "gymgen.agents.marl.leaderboard:make_matd3",
+    # ---- marl: end -----------------------------------------------------------------------------
     # ---- video: VPDD and its baselines (agents/video, helper vpdd) -----------------------------
     "video.vpdd": "gymgen.agents.video.vpdd:make_vpdd",
     "video.vpdd_no_pretrain": "gymgen.agents.video.vpdd:make_vpdd_no_pretrain",

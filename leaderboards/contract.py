@@ -64,6 +64,8 @@ class Agent(Protocol):
         """One action for one observation; on PettingZoo parallel envs ``obs``/``info`` are per-agent dicts
         and the result is a dict ``{agent: action}``."""
 
+    # Optional: ``begin_episode()`` is called after each evaluation reset (recurrent agents reset their state).
+
 
 class AgentFactory(Protocol):
     """``make_agent(env_spec, seed, budget, config) -> Agent``.

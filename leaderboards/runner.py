@@ -71,12 +71,16 @@ def evaluate(agent: Any, spec: dict[str, Any], episodes: int, seed: int) -> list
     """Undiscounted returns of ``episodes`` episodes of ``agent.act`` on a fresh env seeded ``seed``.
 
     On PettingZoo parallel envs the return is the sum over steps of the mean reward over live agents.
+    ``agent.begin_episode()`` (optional) is called after every reset.
     """
     env = make_env(spec)
     parallel = spec.get("api") == "parallel"
+    begin = getattr(agent, "begin_episode", None)  # optional hook: recurrent agents reset their state
     returns = []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
+        if callable(begin):
+            begin()
         total, done, n = 0.0, False, 0
         while not done:
             obs, r, term, trunc, info = env.step(agent.act(obs, info))

@@ -14,7 +14,7 @@ def test_builtin_suites_load_and_expand() -> None:
     quick = load_suite("quick")
     runs = expand(quick)
     assert {r.env_id for r in runs} >= {"gymgen/HyperGrid-v0", "gymgen/TFBind8-v0", "gymgen/SpreadBatched-v0"}
-    assert {r.agent_name for r in runs} == {"random", "gfn.tb"}
+    assert {r.agent_name for r in runs} == {"random", "gfn.tb", "marl.qmix", "marl.mappo"}
     assert len(expand(load_suite("gfn"))) == 3 * 7 * 3  # 3 envs x (random + 6 GFlowNet agents) x 3 seeds
 
 

@@ -1,0 +1,235 @@
+"""Reproduction runs of the MARL reference agents, one (method, env, seed) per process, and their summary.
+
+::
+
+    python -m gymgen.agents.marl.reproduce run --method qmix --env gymgen/SMACLite-3m-v0 --seed 0 \\
+        --steps 300000 --eval-every 25000 --out runs/marl.jsonl
+    python -m gymgen.agents.marl.reproduce baselines --env gymgen/SpreadBatched-v0 --out runs/marl.jsonl
+    python -m gymgen.agents.marl.reproduce summary runs/marl.jsonl
+    python -m gymgen.agents.marl.reproduce plot runs/marl.jsonl --out curve.png --threshold 0.9
+
+``run`` appends one JSON line per evaluation (``{"run": {...}, "row": {...}}``: env steps, training and
+total wall-clock seconds, greedy test win rate / return / landmark distance ...) so a killed run keeps
+what it measured. ``baselines`` measures the random policy (and Spread's scripted assignment team) with
+the same evaluation. ``summary`` prints, per (method, env), the last evaluation's mean with a 95%
+Student-t confidence interval over seeds, the mean 1-minute load average at the evaluations (wall-clock
+numbers are only comparable at similar load), and the first wall-clock time at which the test win rate
+reached each ``--threshold``.
+Run each seed as its own CPU-slot job (``/work/tools/cpu-slot python -m ...``), in the background.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+# two-sided 95% Student-t quantiles by degrees of freedom
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t confidence interval (nan half-width for one value)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size == 1:
+        return float(v[0]), float("nan")
+    return float(v.mean()), float(_T95.get(v.size - 1, 1.96) * v.std(ddof=1) / math.sqrt(v.size))
+
+
+def _modules() -> dict[str, tuple[Any, type]]:
+    from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn
+
+    return {"iql": (iql, iql.IQLConfig), "vdn": (vdn, vdn.VDNConfig), "qmix": (qmix, qmix.QMIXConfig),
+            "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config)}
+
+
+def _write(out: Path, record: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def run(method: str, env_id: str, seed: int, steps: int, eval_every: int, config: dict[str, Any], out: Path,
+        env_kwargs: dict[str, Any] | None = None) -> None:
+    """Train ``method`` on ``env_id`` for ``steps`` env steps, appending a JSON line per evaluation to ``out``."""
+    from gymgen.agents.marl.leaderboard import build_envs
+    from gymgen.leaderboards.contract import env_spec
+
+    torch.set_num_threads(1)
+    mods = _modules()
+    if method not in mods:
+        raise KeyError(f"unknown method {method!r}; known: {sorted(mods)}")
+    mod, cls = mods[method]
+    cfg = cls(**{**config, "seed": seed, "eval_every_steps": eval_every})
+    env, ev = build_envs(env_spec(env_id, env_kwargs), cfg.n_envs, cfg.eval_episodes, cfg.device, seed)
+    trainer = mod.trainer(env, cfg, eval_env=ev)
+    meta = {"method": method, "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed, "config": config,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    seen = 0
+    while trainer.env_steps < steps:
+        trainer.train(min(eval_every, steps - trainer.env_steps))
+        for row in trainer.history[seen:]:
+            _write(out, {"run": meta, "row": {**row, "load1": os.getloadavg()[0]}})
+        seen = len(trainer.history)
+        stop = getattr(cfg, "stop_at_win_rate", None)
+        if stop is not None and trainer.history and trainer.history[-1].get("test_win_rate", -1.0) >= stop:
+            break
+    trainer.close()
+
+
+def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict[str, Any] | None = None) -> None:
+    """Random (and, on Spread, the scripted assignment team) measured with the agents' evaluation."""
+    import gymgen
+    from gymgen.agents.marl.collect import evaluate_batched, training_env
+    from gymgen.agents.marl.leaderboard import RandomMARLAgent
+    from gymgen.agents.marl.scripted import assignment_actions
+    from gymgen.agents.marl.trainer import task_metrics
+    from gymgen.leaderboards.contract import env_spec
+
+    torch.set_num_threads(1)
+    spec = env_spec(env_id, env_kwargs)
+    rnd = RandomMARLAgent(spec, seed, None, {"eval_episodes": episodes})
+    _write(out, {"run": {"method": "random", "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed},
+                 "row": {"env_steps": 0.0, **{f"test_{k}" if not k.startswith("test_") else k: v for k, v in rnd.metrics().items()}}})
+    if "Spread" in env_id:
+        env = training_env(gymgen.make_batched(env_id, batch_size=episodes, **(env_kwargs or {})))
+        env.set_seed(seed + 10_007)
+        n = env.base_env.n_agents
+
+        def act(td):
+            td.set(("agents", "action"), assignment_actions(td["agents", "observation"], n))
+            return td
+
+        res = evaluate_batched(env, act, final=task_metrics(env))
+        _write(out, {"run": {"method": "scripted_assignment", "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed},
+                     "row": {"env_steps": 0.0, **{f"test_{k}": v for k, v in res.items()}}})
+
+
+def summary(paths: list[Path], thresholds: list[float]) -> str:
+    """Markdown: per (method, env), the final evaluation's mean +- 95% CI over seeds, and time to thresholds."""
+    runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                key = (rec["run"]["method"], rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
+                runs[key][rec["run"]["seed"]].append(rec["row"])
+    metrics = ("test_win_rate", "test_return", "test_landmark_distance")
+    lines = ["| method | env | seeds | env steps | " + " | ".join(m.replace("test_", "") for m in metrics)
+             + " | train wall s | load | " + " | ".join(f"time to win {t:g} (s, per seed)" for t in thresholds) + " |",
+             "|" + "---|" * (6 + len(metrics) + len(thresholds))]
+    for (method, env), seeds in sorted(runs.items()):
+        finals = [rows[-1] for rows in seeds.values()]
+        cells = []
+        for m in metrics:
+            vals = [r[m] for r in finals if m in r]
+            mean, hw = ci95(vals)
+            cells.append("—" if not vals else f"{mean:.3f} ± {hw:.3f}" if not math.isnan(hw) else f"{mean:.3f}")
+        steps = sorted({int(r.get("env_steps", 0)) for r in finals})
+        wall = ci95([r.get("wall_s", float("nan")) for r in finals])[0]
+        loads = [r["load1"] for rows in seeds.values() for r in rows if "load1" in r]
+        load = f"{np.mean(loads):.1f}" if loads else "—"
+        ttt = []
+        for t in thresholds:
+            times = []
+            for rows in seeds.values():
+                hit = next((r.get("wall_total_s", r.get("wall_s")) for r in rows if r.get("test_win_rate", -1) >= t), None)
+                times.append("—" if hit is None else f"{hit:.0f}")
+            ttt.append(", ".join(times))
+        lines.append(f"| {method} | {env.replace('gymgen/', '')} | {len(seeds)} | {'/'.join(map(str, steps))} | "
+                     + " | ".join(cells) + f" | {wall:.0f} | {load} | " + " | ".join(ttt) + " |")
+    return "\n".join(lines)
+
+
+def plot(paths: list[Path], out: Path, metric: str = "test_win_rate", x: str = "wall_total_s",
+         threshold: float | None = None, title: str | None = None) -> Path:
+    """One curve per run (method, env, seed) of ``metric`` against ``x`` (wall-clock or env steps), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    curves: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            rec = json.loads(line) if line.strip() else None
+            if rec and metric in rec["row"] and x in rec["row"]:
+                curves[(rec["run"]["method"], rec["run"]["env"], rec["run"]["seed"])].append((rec["row"][x], rec["row"][metric]))
+    for (method, env, seed), pts in sorted(curves.items()):
+        pts.sort()
+        scale = 60.0 if x.startswith("wall") else 1.0
+        ax.plot([p[0] / scale for p in pts], [p[1] for p in pts], marker="o", ms=3,
+                label=f"{method} {env.replace('gymgen/', '')} seed {seed}")
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=1)
+    ax.set_xlabel("wall-clock minutes" if x.startswith("wall") else x)
+    ax.set_ylabel(metric.replace("test_", "greedy test "))
+    ax.set_title(title or "")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gymgen.agents.marl.reproduce")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--method", required=True)
+    r.add_argument("--env", required=True)
+    r.add_argument("--env-kwargs", default="{}")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--steps", type=int, required=True)
+    r.add_argument("--eval-every", type=int, default=50_000)
+    r.add_argument("--config", default="{}", help="JSON config of the method (fields of its dataclass)")
+    r.add_argument("--out", type=Path, required=True)
+    b = sub.add_parser("baselines")
+    b.add_argument("--env", required=True)
+    b.add_argument("--env-kwargs", default="{}")
+    b.add_argument("--episodes", type=int, default=256)
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    b.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("summary")
+    s.add_argument("paths", type=Path, nargs="+")
+    s.add_argument("--threshold", type=float, nargs="*", default=[0.8, 0.9])
+    pl = sub.add_parser("plot")
+    pl.add_argument("paths", type=Path, nargs="+")
+    pl.add_argument("--out", type=Path, required=True)
+    pl.add_argument("--metric", default="test_win_rate")
+    pl.add_argument("--x", default="wall_total_s")
+    pl.add_argument("--threshold", type=float, default=None)
+    pl.add_argument("--title", default=None)
+    a = ap.parse_args(argv)
+    if a.cmd == "run":
+        cfg = json.loads(a.config)
+        for k in ("hidden", "post_rnn"):
+            if k in cfg:
+                cfg[k] = tuple(cfg[k])
+        run(a.method, a.env, a.seed, a.steps, a.eval_every, cfg, a.out, json.loads(a.env_kwargs))
+    elif a.cmd == "baselines":
+        for seed in a.seeds:
+            baselines(a.env, a.episodes, seed, a.out, json.loads(a.env_kwargs))
+    elif a.cmd == "plot":
+        print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title))
+    else:
+        print(summary(a.paths, a.threshold))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
