@@ -102,8 +102,12 @@ class GoalConditioned(DAGEnv):
     def is_enumerable(self) -> bool:
         return False  # the target is a point mass on the goal; there is no goal-free distribution
 
-    def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        return f"{super().render_frame(index, mode)} goal={self.goals[index].tolist()}"
+    def _describe(self, index: int) -> str:
+        return f"{super()._describe(index)} goal={self.goals[index].tolist()}"
+
+    def _draw(self, index: int, goal: torch.Tensor | None = None) -> Any:
+        """The base env's picture with this row's goal drawn in (outlined cell / second strip)."""
+        return super()._draw(index, self.goals[index] if goal is None else goal)
 
 
 class GCHyperGrid(GoalConditioned, HyperGrid):
