@@ -203,3 +203,23 @@ def test_mast_ids_are_in_the_leaderboard_table():
 
     for aid, target in mast.AGENT_IDS.items():
         assert AGENTS[aid] == target
+
+
+def test_mast_suite_parses_and_names_every_mast_id():
+    from gymgen.leaderboards.runner import expand
+    from gymgen.leaderboards.suite import load_suite
+
+    s = load_suite("mast")
+    assert set(mast.AGENT_IDS) <= {a.id for a in s.agents} and expand(s)
+
+
+def test_mast_leaderboard_agent_trains_and_reports_sparsity_metrics():
+    from gymgen.leaderboards.contract import Budget, env_spec
+
+    agent = mast.make_qmix_ss(env_spec("gymgen/SMACLite-3m-v0"), 0, Budget(total=10, eval_every=10),
+                              dict(n_envs=4, eval_episodes=2, density=0.2))
+    agent.train(40)
+    m = agent.metrics()
+    assert 0.0 <= m["win_rate"] <= 1.0 and m["density"] == pytest.approx(0.2, abs=0.01)
+    assert 0 < m["train_flops_relative_to_dense"] < 1 and agent.trainer.cfg.topology == "static"
+    assert not agent.trainer.cfg.soft_mellowmax
