@@ -416,10 +416,13 @@ class MASTTrainer(ValueTrainer):
             self.loss.update_targets()  # the target nets start from the masked weights
         self._last_topology = 0.0
         self.topology_log: list[dict[str, float]] = []
+        #: env steps the schedules (RigL's cosine decay, the hybrid TD switch) span; the leaderboard sets its budget
+        self.schedule_steps = cfg.total_env_steps
 
     @property
     def progress(self) -> float:
-        return min(1.0, self.env_steps / self.cfg.total_env_steps)
+        """Fraction of ``schedule_steps`` done (drives the drop-fraction decay and the hybrid TD(lambda) switch)."""
+        return min(1.0, self.env_steps / self.schedule_steps)
 
     def _topology_due(self) -> bool:
         if self.topology is None or self.topology.method == "static":
@@ -489,7 +492,11 @@ def _leaderboard_factory(name: str) -> Callable[..., Any]:
         from gymgen.agents.marl.leaderboard import MARLLeaderboardAgent
 
         preset = {**VARIANTS, **ABLATIONS}[name]
-        return MARLLeaderboardAgent("mast", env_spec, seed, budget, {**preset, **config})
+        agent = MARLLeaderboardAgent("mast", env_spec, seed, budget, {**preset, **config})
+        total = getattr(budget, "total", None)
+        if total:
+            agent.trainer.schedule_steps = int(total)  # the schedules span the harness's budget, not the config default
+        return agent
 
     make.__name__ = f"make_{name}"
     make.__doc__ = f"Leaderboard factory for marl.{name} (MASTConfig preset {({**VARIANTS, **ABLATIONS})[name]})."
