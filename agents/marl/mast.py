@@ -14,6 +14,11 @@ Example::
     policy = mast.train("gymgen/SMACLite-3m-v0", mast.MASTConfig(density=0.1, total_env_steps=300_000))
     policy.trainer.sparsity_metrics()      # density, parameter counts, FLOPs relative to dense
 
+TorchRL: the trainer is ``ValueTrainer``'s (a TorchRL ``Collector`` over the batched env, the TD loss a
+``LossModule``, the acting module a ``TensorDictModule``, both replay buffers TorchRL ``ReplayBuffer``s over
+``LazyTensorStorage``). TorchRL has no sparse-training piece (no masks, no RigL/SET), so the masks are
+gymgen's one family-neutral implementation (``agents/sparse.py``).
+
 Pieces (each switchable for ablations through ``MASTConfig``)
 -----------------------------------------------------------
 - **One sparse layer for agent nets and mixer**: the networks keep their ordinary linear layers (and the
