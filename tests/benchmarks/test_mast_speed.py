@@ -2,7 +2,7 @@
 the same dense QMIX step, and of a RigL topology step, in the same run: masks on dense matrices save FLOPs
 on paper, not time on a CPU. Backs the wall-clock column of ``docs/mast.md``.
 
-Run: ``/work/tools/cpu-slot --exclusive .venv/bin/pytest tests/benchmarks/test_mast.py --benchmark-enable``.
+Run: ``/work/tools/cpu-slot --exclusive .venv/bin/pytest tests/benchmarks/test_mast_speed.py --benchmark-enable``.
 With benchmarks disabled (the default test run) every case runs once at a tiny size, as a smoke test.
 """
 
