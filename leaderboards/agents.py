@@ -33,6 +33,13 @@ AGENTS: dict[str, str] = {
     "marl.mappo": "gymgen.agents.marl.leaderboard:make_mappo",
     "marl.ippo": "gymgen.agents.marl.leaderboard:make_ippo",
     "marl.matd3": "gymgen.agents.marl.leaderboard:make_matd3",
+    # MAST and its sparse baselines (agents/marl/mast.py, helper mast)
+    "marl.mast": "gymgen.agents.marl.mast:make_mast",
+    "marl.mast_vdn": "gymgen.agents.marl.mast:make_mast_vdn",
+    "marl.qmix_ss": "gymgen.agents.marl.mast:make_qmix_ss",
+    "marl.qmix_set": "gymgen.agents.marl.mast:make_qmix_set",
+    "marl.qmix_rigl": "gymgen.agents.marl.mast:make_qmix_rigl",
+    "marl.qmix_tiny": "gymgen.agents.marl.mast:make_qmix_tiny",
     # ---- marl: end -----------------------------------------------------------------------------
     # ---- video: VPDD and its baselines (agents/video, helper vpdd) -----------------------------
     "video.vpdd": "gymgen.agents.video.vpdd:make_vpdd",

@@ -27,6 +27,7 @@ from gymgen.agents.marl.trainer import Trainer, task_metrics
 
 METHODS = {"iql": "IQLConfig", "vdn": "VDNConfig", "qmix": "QMIXConfig", "mappo": "MAPPOConfig", "ippo": "IPPOConfig",
            "matd3": "MATD3Config"}
+_EXTRA_METHODS = {"mast": "MASTConfig"}  # agents/marl/mast.py builds on this class; its ids: mast.AGENT_IDS
 _UNPREFIXED = ("win_rate", "landmark_distance")  # the task metrics suites rank on
 _HOOKS = {"make_linear", "target_operator", "return_estimator", "replay", "regularizers", "group_index"}
 
@@ -38,7 +39,7 @@ def _named(res: dict[str, float]) -> dict[str, float]:
 
 def _config(method: str, config: dict[str, Any], seed: int) -> tuple[Any, Any]:
     mod = importlib.import_module(f"gymgen.agents.marl.{method}")
-    cls = getattr(mod, METHODS[method])
+    cls = getattr(mod, {**METHODS, **_EXTRA_METHODS}[method])
     valid = {f.name for f in dataclasses.fields(cls)} - _HOOKS - {"seed", "total_env_steps"}
     bad = sorted(set(config) - valid)
     if bad:
@@ -74,8 +75,8 @@ class MARLLeaderboardAgent:
     def __init__(self, method: str, env_spec: dict[str, Any], seed: int, budget: Any, config: dict[str, Any]) -> None:
         from gymgen.leaderboards.contract import make_env
 
-        if method not in METHODS:
-            raise KeyError(f"unknown MARL method {method!r}; known: {sorted(METHODS)}")
+        if method not in METHODS and method not in _EXTRA_METHODS:
+            raise KeyError(f"unknown MARL method {method!r}; known: {sorted({**METHODS, **_EXTRA_METHODS})}")
         unit = getattr(budget, "unit", "env_steps")
         if unit != "env_steps":
             raise ValueError(f"marl.{method} counts its budget in env steps, got budget unit {unit!r}")
@@ -108,6 +109,7 @@ class MARLLeaderboardAgent:
     def metrics(self) -> dict[str, float]:
         if self._metrics is None:
             out = _named({k[len("test_"):]: v for k, v in self.trainer.evaluate().items()})
+            out.update(getattr(self.trainer, "sparsity_metrics", dict)())  # MAST: density, parameter counts, FLOPs
             out.update(env_steps=float(self.trainer.env_steps), updates=float(self.trainer.updates), train_wall_s=float(self.trainer.wall_s))
             self._metrics = out
         return dict(self._metrics)

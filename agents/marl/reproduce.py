@@ -51,7 +51,15 @@ def _modules() -> dict[str, tuple[Any, type]]:
     from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn
 
     return {"iql": (iql, iql.IQLConfig), "vdn": (vdn, vdn.VDNConfig), "qmix": (qmix, qmix.QMIXConfig),
-            "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config)}
+            "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config),
+            **_mast_modules()}
+
+
+def _mast_modules() -> dict[str, tuple[Any, Any]]:
+    """MAST and its sparse baselines / ablations (agents/marl/mast.py), one method name per preset."""
+    from gymgen.agents.marl import mast
+
+    return {name: (mast, mast.variant_config(name)) for name in (*mast.VARIANTS, *mast.ABLATIONS)}
 
 
 def _write(out: Path, record: dict[str, Any]) -> None:
