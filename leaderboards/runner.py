@@ -83,7 +83,12 @@ def evaluate(agent: Any, spec: dict[str, Any], episodes: int, seed: int) -> list
             begin()
         total, done, n = 0.0, False, 0
         while not done:
-            obs, r, term, trunc, info = env.step(agent.act(obs, info))
+            actions = agent.act(obs, info)
+            if parallel and isinstance(actions, dict):
+                # obs also holds the last observation of a unit that died on the previous step (PettingZoo's
+                # parallel API); the env steps its live agents only, as `{a: ... for a in env.agents}` does
+                actions = {a: actions[a] for a in actions if a in env.agents}
+            obs, r, term, trunc, info = env.step(actions)
             if parallel:
                 total += float(np.mean([float(v) for v in r.values()])) if r else 0.0
                 done = not env.agents
