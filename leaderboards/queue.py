@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -63,6 +65,7 @@ class ClaimingQueue(RunQueue):
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.since = time.time()
         self.finished_elsewhere = 0
+        self.degraded = False
         self._next_poll = 0.0
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="gymgen-lease-heartbeat", daemon=True)
@@ -86,7 +89,15 @@ class ClaimingQueue(RunQueue):
             return None
         for _ in range(len(self.pending)):
             run = self.pending.popleft()
-            state = self.store.claim(run.key, self.owner, self.lease_s, self.since)
+            if self.degraded:
+                return run
+            try:
+                state = self.store.claim(run.key, self.owner, self.lease_s, self.since)
+            except sqlite3.Error as exc:  # the database broke mid-session: keep computing, results go beside it
+                self.degraded = True
+                print(f"gymgen leaderboard: cannot claim runs in {self.store.path} ({exc}); running the rest unclaimed "
+                      "(their results go to the unsaved-results file if the database refuses them)", file=sys.stderr)
+                return run
             if state == "claimed":
                 return run
             if state == "finished":
@@ -102,7 +113,10 @@ class ClaimingQueue(RunQueue):
         self._next_poll = 0.0
 
     def done(self, run: RunSpec) -> None:
-        self.store.release(self.owner, run.key)
+        try:
+            self.store.release(self.owner, run.key)
+        except sqlite3.Error:  # an unreleased claim only expires
+            pass
 
     def close(self) -> None:
         self._stop.set()

@@ -123,6 +123,11 @@ def run_one(run: RunSpec) -> dict[str, Any]:
         check_compatible(run.agent_name, run.agent_target, spec)
         factory = load_factory(run.agent_target)
         agent = factory(spec, run.seed, budget, dict(run.agent_config))
+        missing = [m for m in ("train", "act") if not callable(getattr(agent, m, None))]
+        if missing:
+            raise TypeError(f"agent factory {run.agent_target!r} returned a {type(agent).__name__} without "
+                            f"{' or '.join(m + '()' for m in missing)}; an agent needs train(amount) and act(obs, info) "
+                            "(docs/agents.md)")
         eval_seed = int(np.random.SeedSequence([run.seed, 1]).generate_state(1, dtype=np.uint32)[0]) % (2**31 - 1024)
         done = 0
         for amount in budget.chunks():
@@ -133,6 +138,8 @@ def run_one(run: RunSpec) -> dict[str, Any]:
             returns = evaluate(agent, spec, budget.eval_episodes, eval_seed)
             metrics = {"return": float(np.mean(returns))}
             extra = agent.metrics() if callable(getattr(agent, "metrics", None)) else {}
+            if extra is not None and not isinstance(extra, dict):
+                raise TypeError(f"agent.metrics() must return a dict of numbers, got {type(extra).__name__} {extra!r:.80}")
             for name, value in (extra or {}).items():
                 if name == "return":
                     raise ValueError("agent.metrics() must not override the harness metric 'return'")
@@ -244,7 +251,10 @@ def _worker(conn: Any, parent_pid: int) -> None:
         run = conn.recv()
         if run is None:
             return
-        result = run_one(run)
+        try:
+            result = run_one(run)
+        except KeyboardInterrupt:  # raised by the agent (a Ctrl-C stops the runner, which then kills us anyway)
+            result = {"status": "failed", "points": [], "duration_s": 0.0, "error": "KeyboardInterrupt raised during the run"}
         conn.send((result, _rss_mb()))
 
 
@@ -311,11 +321,15 @@ def process_backend(runs: RunQueue | list[RunSpec], timeout_s: float, workers: i
         while not queue.exhausted() or any(s.run is not None for s in slots):
             for i, slot in enumerate(slots):
                 if slot.run is None:
-                    if not slot.proc.is_alive() and not slot.poll_ready():
+                    if not slot.proc.is_alive():
                         slot.stop(kill=True)
                         slots[i] = _Slot(ctx)  # died while idle (e.g. killed from outside): replace it
                     elif slot.poll_ready() and (run := queue.take()) is not None:
-                        slot.submit(run)
+                        try:
+                            slot.submit(run)
+                        except OSError:  # the worker died between the check and the send
+                            slot.run = None
+                            queue.retry(run)
                     continue
                 result = None
                 elapsed = time.perf_counter() - slot.t0

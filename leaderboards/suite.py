@@ -283,7 +283,8 @@ def parse_suite(raw: dict[str, Any], text: str, path: str, check_envs: bool = Tr
                 _build_once(entry, kwargs)
             except ImportError:
                 pass  # optional extra missing: the runs become failed rows naming the extra
-            except Exception as exc:  # noqa: BLE001 - the env names the bad value
+            except (ValueError, TypeError, FileNotFoundError) as exc:  # the env names the bad value; other
+                # failures (a broken install, no display, ...) are not the suite's fault: its runs record them
                 raise SuiteError(f"{path}:{_line(text, 'envs', i, 'kwargs')}: envs.kwargs: {entry.id} rejects "
                                  f"{json.dumps(kwargs, sort_keys=True)}: {type(exc).__name__}: {exc}") from None
         sub = _typed(path, text, "envs", i, e, "budget", dict, None)

@@ -54,10 +54,14 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
 
 
 def check_float(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False, owner: str | None = None) -> float:
+                low_open: bool = False, high_open: bool = False, optional: bool = False,
+                owner: str | None = None) -> float | None:
     """``value`` as a finite ``float`` in the given range (open ends with ``low_open``/``high_open``);
-    accepts Python/numpy ints and floats, rejects bools, strings, NaN and +-inf."""
-    expected = "a finite number" + _range_text(low, high, low_open, high_open)
+    accepts Python/numpy ints and floats, rejects bools, strings, NaN and +-inf (``None`` too unless
+    ``optional``, when it is returned as is)."""
+    if optional and value is None:
+        return None
+    expected = ("None or " if optional else "") + "a finite number" + _range_text(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _fail(owner, name, expected, value)
     v = float(value)

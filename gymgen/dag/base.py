@@ -51,7 +51,7 @@ class DAGEnv(BatchedEnv):
         super().__init__(batch_size=batch_size, device=device)
         if invalid_action not in INVALID_ACTION_POLICIES:
             raise ValueError(f"invalid_action must be one of {INVALID_ACTION_POLICIES}, got {invalid_action!r}")
-        reward_exponent = check_float("reward_exponent", reward_exponent, low=0, low_open=True, owner=type(self).__name__)
+        reward_exponent = check_float("reward_exponent (beta)", reward_exponent, low=0, low_open=True, owner=type(self).__name__)
         self.invalid_action = invalid_action
         self.reward_exponent = float(reward_exponent)
 

@@ -138,8 +138,7 @@ class TFBind8(DAGEnv):
         self.order, self.reward_kind, self.reward_floor = order, reward, float(reward_floor)
         self.scores = torch.as_tensor(_scores_np(), device=self.device)
         mode_top_k = check_int("mode_top_k", mode_top_k, low=1, high=4**LENGTH, owner="TFBind8")
-        if mode_threshold is not None:
-            mode_threshold = check_float("mode_threshold", mode_threshold, low=0, high=1, owner="TFBind8")
+        mode_threshold = check_float("mode_threshold", mode_threshold, low=0, high=1, optional=True, owner="TFBind8")
         top = float(torch.topk(self.scores, mode_top_k).values[-1])
         self.mode_threshold = top if mode_threshold is None else float(mode_threshold)
         self._weights = 4 ** torch.arange(LENGTH - 1, -1, -1, device=self.device)

@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,22 +18,7 @@ from gymgen.leaderboards.harness import run_suite
 from gymgen.leaderboards.report import build_report
 from gymgen.leaderboards.store import Store, StoreError
 from gymgen.leaderboards.suite import load_suite
-
-HERE = Path(__file__).parent
-
-
-def _runner_code(suite: Path, db: Path, backend: str = "serial", **kw: object) -> str:
-    """Python source that runs ``suite`` into ``db`` in a fresh interpreter (for kill -9 and concurrency)."""
-    extra = "".join(f", {k}={v!r}" for k, v in kw.items())
-    return (f"import sys; sys.path.insert(0, {str(HERE)!r});"
-            "from gymgen.leaderboards.harness import run_suite; from gymgen.leaderboards.store import Store;"
-            "from gymgen.leaderboards.suite import load_suite;"
-            f"print(run_suite(load_suite({str(suite)!r}), Store({str(db)!r}), backend={backend!r}, progress=False{extra}))")
-
-
-def _spawn(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from lb_procs import kill9, runner_code, spawn, stored_runs
 
 
 def _with_config(path: Path, agent_name: str, config: str) -> Path:
@@ -79,7 +63,7 @@ def test_kill_9_of_the_runner_takes_its_workers_with_it(write_suite, tmp_path: P
                        one_env=True)
     _with_config(path, "spin", f'{{ pid_dir = "{pid_dir}" }}')
     _with_config(path, "sleepy", f'{{ pid_dir = "{pid_dir}" }}')
-    proc = _spawn(_runner_code(path, tmp_path / "k.sqlite", backend="process", workers=2))
+    proc = spawn(runner_code(path, tmp_path / "k.sqlite", backend="process", workers=2))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and len(list(pid_dir.iterdir())) < 2:
@@ -87,8 +71,7 @@ def test_kill_9_of_the_runner_takes_its_workers_with_it(write_suite, tmp_path: P
         workers = [int(p.name) for p in pid_dir.iterdir()]
         assert len(workers) == 2, proc.communicate(timeout=5) if proc.poll() is not None else "workers never started"
         assert all(_alive(w) for w in workers)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        kill9(proc)
         deadline = time.time() + 15
         while time.time() < deadline and any(_alive(w) for w in workers):
             time.sleep(0.1)
@@ -106,7 +89,7 @@ def test_kill_9_of_the_runner_takes_its_workers_with_it(write_suite, tmp_path: P
 def test_serial_timeout_wins_against_an_agent_that_swallows_exceptions(write_suite, tmp_path: Path) -> None:
     path = write_suite([("lb_agents:make_swallow", "swallow")], seeds=1, timeout=1, one_env=True)
     db = tmp_path / "sw.sqlite"
-    proc = _spawn(_runner_code(path, db))
+    proc = spawn(runner_code(path, db))
     try:
         out, err = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:
@@ -142,7 +125,7 @@ def test_two_runners_on_one_database_split_the_work(write_suite, tmp_path: Path)
     path = _with_config(write_suite([("lb_agents:make_marked", "m")], seeds=4, one_env=True), "m",
                         f'{{ log = "{log}", delay = 0.4 }}')
     db = tmp_path / "shared.sqlite"
-    procs = [_spawn(_runner_code(path, db)) for _ in range(2)]
+    procs = [spawn(runner_code(path, db)) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     rows = Store(db).runs("t")
@@ -156,26 +139,17 @@ def test_a_killed_runners_claims_expire_and_return_to_the_pool(write_suite, tmp_
     path = _with_config(write_suite([("lb_agents:make_marked", "m")], seeds=4, one_env=True), "m",
                         f'{{ log = "{log}", delay = 0.5 }}')
     db = tmp_path / "lease.sqlite"
-    proc = _spawn(_runner_code(path, db, lease_s=2.0))
+    proc = spawn(runner_code(path, db, lease_s=2.0))
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
             time.sleep(0.1)
-            done = 0
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as c:
-                        done = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-                except sqlite3.OperationalError:
-                    pass
+            done = stored_runs(db)
             if done >= 1 and log.exists() and len(log.read_text().splitlines()) > done:
                 break  # at least one run stored and another one claimed and started
         assert proc.poll() is None, "runner finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill9(proc)
     store = Store(db)
     before = len(store.runs("t"))
     t0 = time.perf_counter()
