@@ -9,13 +9,10 @@ runner stops renewing and its claims expire back into the pool after ``lease_s``
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -62,10 +59,13 @@ class ClaimingQueue(RunQueue):
         if not lease_s > 0:
             raise ValueError(f"lease_s must be > 0 seconds, got {lease_s!r}")
         self.store, self.lease_s = store, float(lease_s)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        from gymgen.leaderboards.store import claim_owner
+
+        self.owner = claim_owner()
         self.since = time.time()
         self.finished_elsewhere = 0
         self.degraded = False
+        self._told_waiting = False
         self._next_poll = 0.0
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="gymgen-lease-heartbeat", daemon=True)
@@ -106,6 +106,11 @@ class ClaimingQueue(RunQueue):
             self.pending.append(run)  # busy: another runner holds it; look again later
         if self.pending:
             self._next_poll = time.monotonic() + min(1.0, self.lease_s / 4)
+            if not self._told_waiting:
+                self._told_waiting = True
+                print(f"gymgen leaderboard: waiting for {len(self.pending)} run(s) claimed by another runner on "
+                      f"{self.store.path}; they are taken over if that runner's lease expires (up to {self.lease_s:g} s)",
+                      file=sys.stderr)
         return None
 
     def retry(self, run: RunSpec) -> None:

@@ -17,8 +17,10 @@ import csv
 import json
 import math
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -62,6 +64,37 @@ def _corrupt(path: Path, why: str) -> StoreError:
         f"`sqlite3 {path}.corrupt .recover | sqlite3 {path}`; then rerun: runs not recovered are executed again. "
         f"Or pass --db to use another file."
     )
+
+
+def claim_owner() -> str:
+    """This process as a claim owner: ``host|pid-namespace|pid|random`` (see :func:`owner_is_dead`)."""
+    return f"{socket.gethostname()}|{_pid_namespace()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` is a process on this host, in this PID namespace, that no longer exists (its
+    claims are stale at once instead of after the lease); anything else is assumed alive."""
+    parts = owner.split("|")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[1] != _pid_namespace() or parts[1] == "-":
+        return False
+    try:
+        pid = int(parts[2])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError, OSError):
+        return False
+    try:  # a zombie (killed, not yet reaped) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return False
 
 
 def _value(v: Any) -> float:
@@ -188,7 +221,7 @@ class Store:
             if row is not None and (row[0] == "ok" or row[1] >= since):
                 return "finished"
             held = self.db.execute("SELECT owner, expires_at FROM claims WHERE run_key=?", (run_key,)).fetchone()
-            if held is not None and held[0] != owner and held[1] > now:
+            if held is not None and held[0] != owner and held[1] > now and not owner_is_dead(held[0]):
                 return "busy"
             self.db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?,?)", (run_key, owner, now + lease_s, now))
         return "claimed"

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from gymgen.core.validation import check_float, check_int
+from gymgen.core.validation import check_bool, check_float, check_int
 from gymgen.marl.actions import check_action_dict
 from gymgen.marl.extras import require
 
@@ -99,6 +99,7 @@ class MPEParallelEnv(ParallelEnv):
         local_ratio: float | None = None,
     ) -> None:
         max_cycles = check_int("max_cycles", max_cycles, low=1)
+        continuous_actions = check_bool("continuous_actions", continuous_actions)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata['render_modes']}")
         simple_env = _mpe2()
@@ -360,6 +361,7 @@ class WorldEnv(MPEParallelEnv):
     ) -> None:
         _check_cpu(device)
         _check_counts(num_predators=num_predators, num_prey=num_prey, num_food=num_food)
+        leader_comm = check_bool("leader_comm", leader_comm, owner="WorldEnv")
         _check_counts(num_obstacles=num_obstacles, num_forests=num_forests, minimum=0)
         require("mpe2")
         from mpe2.simple_world_comm.simple_world_comm import Scenario

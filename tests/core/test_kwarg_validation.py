@@ -112,3 +112,11 @@ def test_the_checks_themselves() -> None:
         check_bool("b", 1)
     with pytest.raises(ValueError, match=r"mode must be one of \('a', 'b'\), got 3"):
         check_choice("mode", 3, ("a", "b"))
+
+
+def test_bool_kwargs_are_not_truthiness() -> None:
+    pytest.importorskip("mpe2")
+    with pytest.raises(ValueError, match="continuous_actions must be a bool"):
+        gymgen.parallel_env("gymgen/MPE-SimpleSpread-v0", continuous_actions="yes")
+    with pytest.raises(ValueError, match="leader_comm must be a bool"):
+        gymgen.parallel_env("gymgen/MPE-World-v0", leader_comm=2)

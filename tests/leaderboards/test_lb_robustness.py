@@ -152,11 +152,33 @@ def test_a_killed_runners_claims_expire_and_return_to_the_pool(write_suite, tmp_
         kill9(proc)
     store = Store(db)
     before = len(store.runs("t"))
+    # a dead runner on this machine is noticed at once; one on another machine only by its lease expiring:
+    # pretend the claims came from elsewhere, so only the 2 s lease can return them to the pool
+    with store._tx():
+        held = store.db.execute("UPDATE claims SET owner='another-host|-|1|x'").rowcount
+    assert held >= 1
     t0 = time.perf_counter()
     counts = run_suite(load_suite(str(path)), store, backend="serial", progress=False, lease_s=2.0)
     assert counts["ok"] == 4 - before and counts["skipped"] == before
     assert time.perf_counter() - t0 < 60
-    assert len(store.runs("t")) == 4
+    assert len(store.runs("t")) == 4 and store.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_claims_of_a_dead_local_runner_are_stale_at_once_others_wait_for_the_lease(tmp_path: Path) -> None:
+    from gymgen.leaderboards.store import claim_owner
+
+    store = Store(tmp_path / "c.sqlite")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    me = claim_owner()
+    ghost = "|".join([*me.split("|")[:2], str(dead.pid), "dead0000"])
+    assert store.claim("a", ghost, 60, since=0) == "claimed"
+    assert store.claim("a", me, 60, since=0) == "claimed"  # its owner no longer exists: taken over at once
+    assert store.claim("b", "another-host|-|1|x", 60, since=0) == "claimed"
+    assert store.claim("b", me, 60, since=0) == "busy"  # a live (or remote) owner's lease is respected
+    assert store.claim("c", "another-host|-|1|x", 0.01, since=0) == "claimed"
+    time.sleep(0.05)
+    assert store.claim("c", me, 60, since=0) == "claimed"  # until it expires
 
 
 # ---- item 6: corrupt results files ----------------------------------------------------------------
