@@ -484,10 +484,12 @@ class Base:
         self.env = make_env(spec)
         self.rng = np.random.default_rng(seed)
         self.config = config
-    def train(self, amount):
+    def log(self):
         if self.config.get("log"):
             with open(self.config["log"], "a") as fh:
                 fh.write(f"{os.getpid()}\\n")
+    def train(self, amount):
+        self.log()
         time.sleep(float(self.config.get("delay", 0)))
     def act(self, obs, info):
         return int(self.rng.choice(np.flatnonzero(obs["action_mask"])))
@@ -502,6 +504,7 @@ class TrainCrash(Base):
         raise RuntimeError("boom in train")
 class Hang(Base):
     def train(self, amount):
+        self.log()
         time.sleep(3600)
 class Swallow(Base):
     def train(self, amount):

@@ -33,7 +33,7 @@ def test_same_seed_same_scores_serial_and_process(write_suite, tmp_path: Path) -
 def test_crash_and_hang_become_failed_rows(write_suite, tmp_path: Path) -> None:
     suite = load_suite(str(write_suite([("lb_agents:make_crash", "crash"), ("lb_agents:make_hang", "hang"),
                                         ("lb_agents:make_seeded", "ok"), ("no_such_module:make", "missing")],
-                                       seeds=1, timeout=20)))
+                                       seeds=1, timeout=8)))
     store = Store(tmp_path / "r.sqlite")
     counts = run_suite(suite, store, backend="process", workers=2, progress=False)
     assert counts["ok"] == 2, [r["error"] for r in store.runs("t") if r["agent_name"] == "ok"]
