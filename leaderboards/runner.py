@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from gymgen.leaderboards.contract import Budget, env_spec, load_factory, make_env
-from gymgen.leaderboards.preempt import RunTimeout, call_with_timeout
+from gymgen.leaderboards.preempt import call_with_timeout
 from gymgen.leaderboards.queue import RunQueue
 from gymgen.leaderboards.suite import Suite
 
@@ -112,7 +112,7 @@ def _rss_mb() -> float:
 
 def run_one(run: RunSpec) -> dict[str, Any]:
     """Train and evaluate one run; returns ``{status, points, error, duration_s}`` and never raises
-    (except :class:`RunTimeout` and ``KeyboardInterrupt``, which belong to the caller)."""
+    (except ``KeyboardInterrupt``, which belongs to the caller)."""
     t0 = time.perf_counter()
     points: list[dict[str, Any]] = []
     try:
@@ -150,7 +150,7 @@ def run_one(run: RunSpec) -> dict[str, Any]:
             points.append({"step": done, "wall_s": time.perf_counter() - t0, "metrics": metrics})
         return {"status": "ok", "points": points, "error": None, "duration_s": time.perf_counter() - t0}
     except BaseException as exc:  # noqa: BLE001 - a crashing agent becomes a failed row
-        if isinstance(exc, (KeyboardInterrupt, RunTimeout)):
+        if isinstance(exc, KeyboardInterrupt):
             raise
         tb = traceback.format_exc(limit=6)
         return {"status": "failed", "points": points, "error": f"{type(exc).__name__}: {exc}\n{tb}",

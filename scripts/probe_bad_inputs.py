@@ -570,6 +570,11 @@ def _suite_file(tmp: Path, agent: str, config: str = "{}", timeout: float = 3, s
     return p
 
 
+def _pythonpath(tmp: Path) -> str:
+    """``tmp`` (the probe's agent module) ahead of whatever PYTHONPATH the probe itself runs with."""
+    return os.pathsep.join(p for p in (str(tmp), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _runner(tmp: Path, suite: Path, db: Path, backend: str, timeout: float, extra: str = "") -> subprocess.Popen:
     code = (f"import sys; sys.path.insert(0, {str(tmp)!r});"
             "from gymgen.leaderboards.harness import run_suite; from gymgen.leaderboards.store import Store;"
@@ -577,7 +582,7 @@ def _runner(tmp: Path, suite: Path, db: Path, backend: str, timeout: float, extr
             f"print('COUNTS', run_suite(load_suite({str(suite)!r}), Store({str(db)!r}), backend={backend!r}, workers=1, "
             f"progress=False{extra}))")
     return subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tmp)}, start_new_session=True)
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(tmp)}, start_new_session=True)
 
 
 def _rows(db: Path) -> list[dict[str, Any]]:
@@ -761,7 +766,7 @@ def section_databases(quick: bool) -> Iterator[Case]:
             make(db)
             cli = subprocess.run([str(Path(PY).parent / "gymgen"), "leaderboard", "run", str(suite), "--backend", "serial",
                                   "--db", str(db), "--no-report"], capture_output=True, text=True, timeout=300,
-                                 env={**os.environ, "PYTHONPATH": str(tmp)}, cwd=tmp)
+                                 env={**os.environ, "PYTHONPATH": _pythonpath(tmp)}, cwd=tmp)
             text = cli.stdout + cli.stderr
             unsaved = Path(str(db) + ".unsaved.jsonl")
             flat = text.replace("\n", "")

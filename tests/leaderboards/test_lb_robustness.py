@@ -98,7 +98,7 @@ def test_serial_timeout_wins_against_an_agent_that_swallows_exceptions(write_sui
     assert proc.returncode == 0, err
     rows = Store(db).runs("t")
     assert len(rows) == 1 and rows[0]["error"] == "TimeoutError: run exceeded timeout_s=1"
-    assert "ignored the request to stop" in err
+    assert "keeps running in a background thread" in err
 
 
 @pytest.mark.parametrize("backend", ["serial", "process"])
