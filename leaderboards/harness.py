@@ -63,6 +63,7 @@ def run_suite(suite: Suite, store: Store, backend: str = "process", workers: int
         task = bar.add_task("runs", total=len(todo), ok=0, failed=0)
     queue = ClaimingQueue(todo, store, lease_s=lease_s)
     attempts: Counter[str] = Counter()
+    stored: list[tuple[RunSpec, dict]] = []  # this session's writes, kept until the file is checked at the end
     try:
         for run, result in BACKENDS[backend](queue, timeout_s=timeout_s, workers=workers, address=address,
                                              worker_max_runs=worker_max_runs, worker_max_rss_mb=worker_max_rss_mb):
@@ -70,7 +71,9 @@ def run_suite(suite: Suite, store: Store, backend: str = "process", workers: int
             if result["status"] != "ok" and attempts[run.key] <= suite.retries:
                 queue.retry(run)
                 continue
-            if not _save(store, run, result):
+            if _save(store, run, result):
+                stored.append((run, result))
+            else:
                 counts["unsaved"] += 1
             queue.done(run)
             counts[result["status"]] += 1
@@ -82,5 +85,21 @@ def run_suite(suite: Suite, store: Store, backend: str = "process", workers: int
         queue.close()
         if bar is not None:
             bar.stop()
+        _check_after(store, stored, counts)
     counts["skipped"] += queue.finished_elsewhere
     return dict(counts)
+
+
+def _check_after(store: Store, stored: list[tuple[RunSpec, dict]], counts: Counter[str]) -> None:
+    """If the file was damaged while this session wrote to it, keep its results beside it as well."""
+    if not stored:
+        return
+    problems = store.problems()
+    if problems is None:
+        return
+    for run, result in stored:
+        store.save_unsaved(run, result, f"results file damaged during the session: {problems}")
+    counts["unsaved"] += len(stored)
+    print(f"gymgen leaderboard: {store.path} was damaged while this run wrote to it ({problems}); the "
+          f"{len(stored)} result(s) of this session are also kept in {store.unsaved_path} and are recorded by the "
+          "next run on a healthy results file", file=sys.stderr)

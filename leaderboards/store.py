@@ -123,14 +123,22 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            problems = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
+            problems = self.problems()
+            if problems:
                 self.db.close()
-                raise _corrupt(self.path, "; ".join(problems)[:300])
+                raise _corrupt(self.path, problems)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise _corrupt(self.path, str(exc)) from None
+
+    def problems(self) -> str | None:
+        """What ``PRAGMA quick_check`` finds wrong with the file (None when it is intact)."""
+        try:
+            found = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return None if found == ["ok"] else "; ".join(found)[:300]
 
     def _migrate(self) -> None:
         with self._tx():

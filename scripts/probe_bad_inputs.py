@@ -81,6 +81,15 @@ def _call(fn: Callable[[], Any], timeout_s: float) -> tuple[str, Any]:
 CLEAR_TYPES = (ValueError, TypeError, KeyError, FileNotFoundError, IsADirectoryError, NotImplementedError)
 
 
+def _clear_types() -> tuple[type, ...]:
+    """User-facing error types: the builtins above plus Gymnasium's own ``gymnasium.error.Error``."""
+    try:
+        from gymnasium.error import Error as GymnasiumError
+    except ImportError:
+        return CLEAR_TYPES
+    return (*CLEAR_TYPES, GymnasiumError)
+
+
 def judge(status: str, value: Any, needles: tuple[str, ...], bad: bool = True,
           internal_types: tuple[type, ...] = ()) -> tuple[str, str]:
     """The bin of an in-process case: an error is clear when it is a user-facing type and names one of
@@ -93,8 +102,8 @@ def judge(status: str, value: Any, needles: tuple[str, ...], bad: bool = True,
     msg = f"{type(exc).__name__}: {exc}"
     if not bad:
         return "obscure", f"valid input rejected: {msg[:300]}"
-    named = any(n in str(exc) for n in needles)
-    if isinstance(exc, CLEAR_TYPES) and not isinstance(exc, internal_types) and named:
+    named = any(n.lower() in str(exc).lower() for n in needles)
+    if isinstance(exc, _clear_types()) and not isinstance(exc, internal_types) and named:
         return "clear", msg[:300]
     return "obscure", msg[:300]
 
@@ -742,13 +751,13 @@ def section_databases(quick: bool) -> Iterator[Case]:
         def good_db(p: Path) -> Path:
             proc = _runner(tmp, suite, p, "serial", 60)
             proc.communicate(timeout=120)
-            with sqlite3.connect(p) as c:
-                c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                for i in range(200):  # make it big enough for a mid-file hole to land in the tables
-                    c.execute("INSERT INTO artefacts VALUES ((SELECT run_key FROM runs LIMIT 1), ?, ?)", (f"a{i}", os.urandom(600)))
-            with sqlite3.connect(p) as c:
-                c.execute("DELETE FROM runs WHERE seed_index = 1")  # one run left to compute
-                c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            c = sqlite3.connect(p, isolation_level=None)
+            for i in range(200):  # make it big enough for a mid-file hole to land in the tables
+                c.execute("INSERT INTO points VALUES ((SELECT run_key FROM runs WHERE seed_index = 0), ?, 0.0, ?, ?)",
+                          (1000 + i, f"pad{i}" * 20, float(i)))
+            c.execute("DELETE FROM runs WHERE seed_index = 1")  # one run left to compute
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            c.close()
             return p
 
         cases: list[tuple[str, Callable[[Path], None]]] = [
@@ -783,6 +792,45 @@ def section_databases(quick: bool) -> Iterator[Case]:
             yield Case("databases", "6", "gymgen leaderboard run", label, b, f"rc={cli.returncode}: {text.strip()[-300:]}")
             if db.exists() and not db.is_dir():
                 db.chmod(0o644)
+        yield _corrupted_mid_run(tmp)
+
+
+def _corrupted_mid_run(tmp: Path) -> Case:
+    """4 KiB of garbage written into the results file while a run is computing: the run's result must
+    end up somewhere readable (the database, or the unsaved-results file the CLI names)."""
+    log = tmp / "mid.log"
+    suite = _suite_file(tmp, "probe_agents:make_base", f'{{ log = "{log}", delay = 1.5 }}', seeds=2, name="mid")
+    db = tmp / "midrun.sqlite"
+    _runner(tmp, suite, db, "serial", 60).communicate(timeout=300)
+    c = sqlite3.connect(db, isolation_level=None)
+    for i in range(300):
+        c.execute("INSERT INTO points VALUES ((SELECT run_key FROM runs WHERE seed_index = 0), ?, 0.0, ?, ?)",
+                  (1000 + i, f"pad{i}" * 20, float(i)))
+    c.execute("DELETE FROM runs WHERE seed_index = 1")
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
+    log.unlink()
+    cli = subprocess.Popen([str(Path(PY).parent / "gymgen"), "leaderboard", "run", str(suite), "--backend", "serial",
+                            "--db", str(db), "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": _pythonpath(tmp)}, cwd=tmp)
+    deadline = time.time() + 120
+    while time.time() < deadline and not log.exists():
+        time.sleep(0.1)
+    _overwrite(db, db.stat().st_size // 2 // 4096 * 4096, 4096)
+    out, err = cli.communicate(timeout=300)
+    text = (out + err).replace("\n", "")
+    unsaved = Path(str(db) + ".unsaved.jsonl")
+    damaged = sqlite3.connect(db).execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    if unsaved.exists() and str(unsaved) in text:
+        b, why = "clear", "result kept beside the file, and the CLI said where"
+    elif "Traceback" in out + err:
+        b, why = "obscure", (out + err)[-300:]
+    elif damaged:
+        b, why = "silent", "reported success into a damaged file"
+    else:
+        b, why = "clear", "the garbage missed the live pages; the run is stored"
+    return Case("databases", "6", "gymgen leaderboard run", "4 KiB garbage written while a run computes", b,
+                f"rc={cli.returncode}, damaged={damaged}: {why}")
 
 
 def _overwrite(p: Path, offset: int, n: int) -> None:

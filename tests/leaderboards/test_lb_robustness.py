@@ -250,6 +250,16 @@ def test_a_result_that_cannot_be_stored_is_written_beside_the_database(write_sui
     assert len(fresh.points("t")) == 2 * 2 * 3 and not side.exists()
 
 
+def test_results_of_a_session_whose_file_got_damaged_are_kept_beside_it(write_suite, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = load_suite(str(write_suite([("lb_agents:make_seeded", "seeded")], seeds=2, one_env=True)))
+    store = Store(tmp_path / "dmg.sqlite")
+    monkeypatch.setattr(store, "problems", lambda: "database disk image is malformed")  # found by the final check
+    counts = run_suite(suite, store, backend="serial", progress=False)
+    assert counts["ok"] == 2 and counts["unsaved"] == 2
+    assert len(store.unsaved_path.read_text().splitlines()) == 2
+
+
 def test_a_results_file_of_the_previous_schema_is_migrated_without_loss(tmp_path: Path) -> None:
     db = tmp_path / "v0.sqlite"
     old = sqlite3.connect(db)
