@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from gymgen.leaderboards.contract import Budget, env_spec, load_factory, make_env
-from gymgen.leaderboards.preempt import call_with_timeout
+from gymgen.leaderboards.serial_timeout import call_with_timeout
 from gymgen.leaderboards.queue import RunQueue
 from gymgen.leaderboards.suite import Suite
 
@@ -191,7 +191,7 @@ def _next_run(queue: RunQueue) -> RunSpec | None:
 def serial_backend(runs: RunQueue | list[RunSpec], timeout_s: float, workers: int = 1,
                    **_: Any) -> Iterator[tuple[RunSpec, dict]]:
     """Run in this process, one after another. With a timeout each run executes in a helper thread that
-    the runner stops waiting for after ``timeout_s`` (:mod:`gymgen.leaderboards.preempt`), so an agent that
+    the runner stops waiting for after ``timeout_s`` (:mod:`gymgen.leaderboards.serial_timeout`), so an agent that
     hangs or swallows exceptions cannot hang the runner."""
     timeout_s = check_timeout(timeout_s)
     queue = _as_queue(runs)

@@ -584,12 +584,15 @@ def _pythonpath(tmp: Path) -> str:
     return os.pathsep.join(p for p in (str(tmp), os.environ.get("PYTHONPATH", "")) if p)
 
 
-def _runner(tmp: Path, suite: Path, db: Path, backend: str, timeout: float, extra: str = "") -> subprocess.Popen:
-    code = (f"import sys; sys.path.insert(0, {str(tmp)!r});"
+def _runner(tmp: Path, suite: Path, db: Path, backend: str, **optional: Any) -> subprocess.Popen:
+    """A runner subprocess; ``optional`` run_suite kwargs are passed only where this gymgen accepts them
+    (so the probe also runs against older versions, e.g. to measure a baseline)."""
+    code = (f"import inspect, sys; sys.path.insert(0, {str(tmp)!r});"
             "from gymgen.leaderboards.harness import run_suite; from gymgen.leaderboards.store import Store;"
             "from gymgen.leaderboards.suite import load_suite;"
+            f"opt = {{k: v for k, v in {optional!r}.items() if k in inspect.signature(run_suite).parameters}};"
             f"print('COUNTS', run_suite(load_suite({str(suite)!r}), Store({str(db)!r}), backend={backend!r}, workers=1, "
-            f"progress=False{extra}))")
+            "progress=False, **opt))")
     return subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(tmp)}, start_new_session=True)
 
@@ -651,9 +654,10 @@ def section_agents(quick: bool) -> Iterator[Case]:
                       ("no_such_module_xyz:make", "failed row", "no_such_module_xyz")]
         for backend in ("serial", "process"):
             for target, expect, needle in factories:
-                suite = _suite_file(tmp, target)
+                log = tmp / f"{backend}-{target.split(':')[1]}.log"
+                suite = _suite_file(tmp, target, f'{{ log = "{log}" }}')
                 db = tmp / f"{backend}-{target.split(':')[1]}.sqlite"
-                proc = _runner(tmp, suite, db, backend, 3)
+                proc = _runner(tmp, suite, db, backend)
                 try:
                     out, err = proc.communicate(timeout=90)
                 except subprocess.TimeoutExpired:
@@ -663,10 +667,12 @@ def section_agents(quick: bool) -> Iterator[Case]:
                 rows = _rows(db)
                 label = f"{target} -> expect {expect}"
                 if not rows:
-                    # the runner died (os._exit in the serial backend kills the runner itself) or "succeeded"
-                    # without storing the run: the latter loses a result, the former at least says nothing
+                    # nothing stored: a result is lost when the agent trained (it logs in train) and the
+                    # runner then crashed or "succeeded" anyway; a runner killed before (os._exit in the
+                    # serial backend takes the runner itself down) at least computed nothing
                     why = (err.strip().splitlines() or ["no output"])[-1][:200]
-                    b = "lost" if proc.returncode == 0 else "obscure"
+                    trained = log.exists() and log.read_text().strip() != "" and not target.endswith(("hardexit", "interrupt"))
+                    b = "lost" if proc.returncode == 0 or trained else "obscure"
                     yield Case("agents", "1-3", f"{backend} backend", label, b, f"nothing stored (rc={proc.returncode}): {why}")
                     continue
                 r = rows[0]
@@ -698,7 +704,7 @@ def section_runners(quick: bool) -> Iterator[Case]:
         # kill -9 of a process-backend runner whose workers hang
         pid_log = tmp / "pids.log"
         suite = _suite_file(tmp, "probe_agents:make_hang", f'{{ log = "{pid_log}" }}', timeout=600, seeds=2)
-        proc = _runner(tmp, suite, tmp / "k9.sqlite", "process", 600)
+        proc = _runner(tmp, suite, tmp / "k9.sqlite", "process")
         deadline = time.time() + 120
         while time.time() < deadline and not (pid_log.exists() and pid_log.read_text().strip()):
             time.sleep(0.2)
@@ -715,14 +721,14 @@ def section_runners(quick: bool) -> Iterator[Case]:
         # kill -9 of a serial runner mid-suite loses nothing stored
         slow = _suite_file(tmp, "probe_agents:make_base", "{ delay = 0.4 }", seeds=6, name="k9s")
         db = tmp / "k9s.sqlite"
-        proc = _runner(tmp, slow, db, "serial", 60)
+        proc = _runner(tmp, slow, db, "serial")
         deadline = time.time() + 120
         while time.time() < deadline and len(_rows(db)) < 2:
             time.sleep(0.1)
         before = {r["run_key"]: r["finished_at"] for r in _rows(db)}
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        proc = _runner(tmp, slow, db, "serial", 60, ", lease_s=2.0")
+        proc = _runner(tmp, slow, db, "serial", lease_s=2.0)
         proc.communicate(timeout=180)
         after = {r["run_key"]: r for r in _rows(db)}
         kept = all(k in after and after[k]["finished_at"] == v for k, v in before.items())
@@ -732,7 +738,7 @@ def section_runners(quick: bool) -> Iterator[Case]:
         log = tmp / "exec.log"
         shared = _suite_file(tmp, "probe_agents:make_base", f'{{ log = "{log}", delay = 0.3 }}', seeds=4, name="two")
         db = tmp / "two.sqlite"
-        procs = [_runner(tmp, shared, db, "serial", 60) for _ in range(2)]
+        procs = [_runner(tmp, shared, db, "serial") for _ in range(2)]
         for p in procs:
             p.communicate(timeout=300)
         rows = _rows(db)
@@ -746,10 +752,11 @@ def section_databases(quick: bool) -> Iterator[Case]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         (tmp / "probe_agents.py").write_text(AGENTS_MODULE)
-        suite = _suite_file(tmp, "probe_agents:make_base", seeds=2, name="db")
+        dblog = tmp / "db.log"
+        suite = _suite_file(tmp, "probe_agents:make_base", f'{{ log = "{dblog}" }}', seeds=2, name="db")
 
         def good_db(p: Path) -> Path:
-            proc = _runner(tmp, suite, p, "serial", 60)
+            proc = _runner(tmp, suite, p, "serial")
             proc.communicate(timeout=120)
             c = sqlite3.connect(p, isolation_level=None)
             for i in range(200):  # make it big enough for a mid-file hole to land in the tables
@@ -773,13 +780,18 @@ def section_databases(quick: bool) -> Iterator[Case]:
         for label, make in cases:
             db = tmp / f"{label.replace(' ', '_')}.sqlite"
             make(db)
+            dblog.unlink(missing_ok=True)
             cli = subprocess.run([str(Path(PY).parent / "gymgen"), "leaderboard", "run", str(suite), "--backend", "serial",
                                   "--db", str(db), "--no-report"], capture_output=True, text=True, timeout=300,
                                  env={**os.environ, "PYTHONPATH": _pythonpath(tmp)}, cwd=tmp)
             text = cli.stdout + cli.stderr
             unsaved = Path(str(db) + ".unsaved.jsonl")
             flat = text.replace("\n", "")
-            if "Traceback" in text:
+            computed = dblog.exists()  # the remaining run trained, so it had a result to store
+            kept = unsaved.exists() or (not db.is_dir() and _readable_runs(db) == 2)
+            if computed and not kept:
+                b = "lost"
+            elif "Traceback" in text:
                 b = "obscure"
             elif cli.returncode != 0 and str(db) in flat:
                 b = "clear"
@@ -801,7 +813,7 @@ def _corrupted_mid_run(tmp: Path) -> Case:
     log = tmp / "mid.log"
     suite = _suite_file(tmp, "probe_agents:make_base", f'{{ log = "{log}", delay = 1.5 }}', seeds=2, name="mid")
     db = tmp / "midrun.sqlite"
-    _runner(tmp, suite, db, "serial", 60).communicate(timeout=300)
+    _runner(tmp, suite, db, "serial").communicate(timeout=300)
     c = sqlite3.connect(db, isolation_level=None)
     for i in range(300):
         c.execute("INSERT INTO points VALUES ((SELECT run_key FROM runs WHERE seed_index = 0), ?, 0.0, ?, ?)",
@@ -820,7 +832,10 @@ def _corrupted_mid_run(tmp: Path) -> Case:
     out, err = cli.communicate(timeout=300)
     text = (out + err).replace("\n", "")
     unsaved = Path(str(db) + ".unsaved.jsonl")
-    damaged = sqlite3.connect(db).execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    try:
+        damaged = sqlite3.connect(db).execute("PRAGMA quick_check").fetchone()[0] != "ok"
+    except sqlite3.DatabaseError:
+        damaged = True
     if unsaved.exists() and str(unsaved) in text:
         b, why = "clear", "result kept beside the file, and the CLI said where"
     elif "Traceback" in out + err:
@@ -831,6 +846,15 @@ def _corrupted_mid_run(tmp: Path) -> Case:
         b, why = "clear", "the garbage missed the live pages; the run is stored"
     return Case("databases", "6", "gymgen leaderboard run", "4 KiB garbage written while a run computes", b,
                 f"rc={cli.returncode}, damaged={damaged}: {why}")
+
+
+def _readable_runs(db: Path) -> int:
+    """Run rows an SQLite reader can still get out of ``db`` (-1 when it cannot be read)."""
+    try:
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return -1
 
 
 def _overwrite(p: Path, offset: int, n: int) -> None:
