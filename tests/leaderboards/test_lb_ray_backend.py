@@ -28,12 +28,18 @@ def _scenario(*args: str, timeout: float = 600) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.optional
-def test_ray_runs_two_run_suite_like_serial(write_suite, tmp_path: Path) -> None:
+def _serial_baseline(write_suite, tmp_path: Path) -> tuple[Path, Store]:
+    """A two-run suite and its results from the serial backend (the reference every Ray run must equal)."""
     pytest.importorskip("ray")
     path = write_suite([("lb_agents:make_seeded", "seeded")], seeds=1)
     serial = Store(tmp_path / "serial.sqlite")
     assert run_suite(load_suite(str(path)), serial, backend="serial", progress=False)["ok"] == 2
+    return path, serial
+
+
+@pytest.mark.optional
+def test_ray_runs_two_run_suite_like_serial(write_suite, tmp_path: Path) -> None:
+    path, serial = _serial_baseline(write_suite, tmp_path)
     out = _scenario("local", str(path), str(tmp_path / "ray.sqlite"))
     ray = Store(tmp_path / "ray.sqlite")
     assert out["counts"]["ok"] == 2, [r["error"] for r in ray.runs("t")]
@@ -42,10 +48,7 @@ def test_ray_runs_two_run_suite_like_serial(write_suite, tmp_path: Path) -> None
 
 @pytest.mark.optional
 def test_ray_address_attaches_to_a_real_token_auth_cluster(write_suite, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    path = write_suite([("lb_agents:make_seeded", "seeded")], seeds=1)
-    serial = Store(tmp_path / "serial.sqlite")
-    assert run_suite(load_suite(str(path)), serial, backend="serial", progress=False)["ok"] == 2
+    path, serial = _serial_baseline(write_suite, tmp_path)
     out = _scenario("cluster", str(path), str(tmp_path / "cluster.sqlite"), str(tmp_path))
     assert out["head_rc"] == 0 and out["token_file"] and out["token_auth"], out
     assert out["run_rc"] == 0 and "2 ok, 0 failed" in out["run_out"], out["run_out"]
