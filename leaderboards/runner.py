@@ -239,9 +239,11 @@ def _worker(conn: Any, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        import torch  # pay the heavy imports before the first run's clock starts
+        import torch  # noqa: F401 - pay the heavy imports before the first run's clock starts
 
-        torch.set_num_threads(1)
+        from gymgen.threads import apply_worker_threads
+
+        apply_worker_threads()  # 1 torch thread per worker unless gymgen.set_worker_threads / GYMGEN_WORKER_THREADS says otherwise
     except ImportError:
         pass
     import gymgen.core.batched  # noqa: F401 - torchrl: seconds of import on a loaded machine

@@ -20,8 +20,9 @@ then calls ``self._finish_init()``, and implements the tensor API
 
 The batched class is the TorchRL env: keys are nested by group, ``("agents", "observation")``,
 ``("agents", "action_mask")``, ``("agents", "action")``, ``("agents", "reward")`` with shape
-``(B, N, ...)``, a global ``"state"`` and root ``done``/``terminated``/``truncated`` of shape
-``(B, 1)``. The action spec's mask follows ``action_mask`` so ``env.rand_step()`` only picks legal
+``(B, N, ...)``, a global ``"state"``, root ``done``/``terminated``/``truncated`` of shape
+``(B, 1)`` and the env's per-row ``info`` under ``("info", name)`` (e.g. ``("info", "battle_won")``,
+as TorchRL's own ``SMACv2Env``), declared in ``info_fields`` like every ``BatchedEnv``. The action spec's mask follows ``action_mask`` so ``env.rand_step()`` only picks legal
 actions. ``parallel_env_view(cls)`` makes the PettingZoo ``ParallelEnv`` (batch 1): per-agent
 observation ``{"observation": Box, "action_mask": MultiBinary}``, ``state()``/``state_space``, dead
 agents removed from ``agents`` (they only ever have the no-op action), ``reset(seed=...)`` reseeds
@@ -95,6 +96,7 @@ class MultiAgentBatchedEnv(BatchedEnv):
         self.full_done_spec = Composite(
             done=flag.clone(), terminated=flag.clone(), truncated=flag.clone(), shape=b, device=dev
         )
+        self._finish_info_and_time_limit()
 
     def agents_alive(self) -> torch.Tensor:
         """``(B, N)`` bool: which agents are alive (default: all)."""
@@ -116,17 +118,22 @@ class MultiAgentBatchedEnv(BatchedEnv):
         if tensordict is not None and "_reset" in tensordict.keys():
             mask = tensordict.get("_reset").reshape(self.batch_size)
         obs = self.reset_tensors(mask)
+        self._reset_elapsed(mask)
         zeros = torch.zeros(*self.batch_size, 1, dtype=torch.bool, device=self.device)
-        return TensorDict(
+        out = TensorDict(
             {**self._pack(obs), "done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()},
             batch_size=self.batch_size, device=self.device,
         )
+        if self.info_fields:
+            out.set("info", self._info_td(None))
+        return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
-        obs, reward, terminated, truncated, _ = self.step_tensors(tensordict.get((self.group, "action")))
+        obs, reward, terminated, truncated, info = self.step_tensors(tensordict.get((self.group, "action")))
+        truncated = self._time_limit(terminated, truncated)
         packed = self._pack(obs)
         packed[self.group].set("reward", reward.to(torch.float32).unsqueeze(-1))
-        return TensorDict(
+        out = TensorDict(
             {
                 **packed,
                 "done": (terminated | truncated).unsqueeze(-1),
@@ -135,6 +142,9 @@ class MultiAgentBatchedEnv(BatchedEnv):
             },
             batch_size=self.batch_size, device=self.device,
         )
+        if self.info_fields or info:
+            out.set("info", self._info_td(info))
+        return out
 
 
 def check_joint_action(action: torch.Tensor, action_mask: torch.Tensor, n_agents: int) -> torch.Tensor:

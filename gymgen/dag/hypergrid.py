@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -140,6 +140,23 @@ class HyperGrid(DAGEnv):
         a = (states.double() / (self.height - 1) - 0.5).abs()
         eps = 1e-12
         return ((a > 0.3 + eps) & (a < 0.4 - eps)).all(-1)
+
+    def _draw(self, index: int, goal: torch.Tensor | None = None) -> Any:
+        """2-D grids: the grid shaded by ``R(x)`` with the current cell (and the goal) marked; other
+        dimensions: one bar per coordinate."""
+        from gymgen.dag import render
+
+        s, done = self.states[index].tolist(), bool(self.finished[index])
+        if self.dim != 2:
+            return render.meters_image(s, self.height, done)
+        shading = self.__dict__.get("_reward_shading")
+        if shading is None:  # drawn once per env, on the first render; a goal-conditioned grid is unshaded
+            r = torch.zeros(self.height, self.height)
+            if goal is None:
+                ij = torch.cartesian_prod(torch.arange(self.height), torch.arange(self.height)).to(self.device)
+                r = self.log_reward(ij).exp().reshape(self.height, self.height)
+            shading = self._reward_shading = render.reward_shading(r.cpu().numpy())
+        return render.grid_image(shading, (s[0], s[1]), None if goal is None else tuple(goal.tolist()), done)
 
     def mode_region(self, states: torch.Tensor) -> torch.Tensor:
         """Which of the 2^D corner regions each state lies in (int), as in the legacy grid code."""

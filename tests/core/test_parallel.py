@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core import InvalidActionError
+from gymgen.core.batched import InfoField
 from gymgen.core.parallel import MultiAgentBatchedEnv, parallel_env_view
 
 
@@ -25,6 +26,7 @@ class Countdown(MultiAgentBatchedEnv):
         self.single_state_space = spaces.Box(0.0, 10.0, (3,), np.float32)
         self.t = torch.zeros(batch_size, dtype=torch.int64)
         self.alive = torch.ones(batch_size, 3, dtype=torch.bool)
+        self.info_fields = {"t": InfoField(torch.int64)}
         self._finish_init()
 
     def agents_alive(self) -> torch.Tensor:

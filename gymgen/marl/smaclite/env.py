@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from gymgen.core.batched import InfoField
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
 from gymgen.core.validation import check_int
 from gymgen.marl.smaclite.dynamics import _IDLE, _MOVE, _TARGET, Flags, tick, unit_props
@@ -190,6 +191,8 @@ class SMACLite(MultiAgentBatchedEnv):
         self.last_action = torch.zeros(B, self.N, dtype=torch.long, device=dev)
         self.done = torch.zeros(B, dtype=torch.bool, device=dev)
         self._props()
+        self.info_fields = {"battle_won": InfoField(torch.bool), "dead_allies": InfoField(torch.int64),
+                            "dead_enemies": InfoField(torch.int64), "episode_limit": InfoField(torch.bool)}
         self._finish_init()
 
     # ---- unit properties (gathered from the table by unit type) -------------------------------
