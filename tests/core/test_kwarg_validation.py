@@ -17,7 +17,8 @@ import gymgen
 from gymgen.core.validation import InvalidArgumentError, check_bool, check_choice, check_float, check_int
 from gymgen.registry import accepted_kwargs, load_entry_point
 
-_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors"}
+_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco", "dmc": "dm_control",
+                 "video": "metaworld"}
 _NAN, _INF = float("nan"), float("inf")
 
 
