@@ -44,6 +44,8 @@ AGENTS: dict[str, str] = {
 #: env families an agent can run on, by the module prefix of its factory (agents not listed run anywhere)
 AGENT_FAMILIES: dict[str, tuple[str, ...]] = {
     "gymgen.agents.gfn.": ("dag",),
+    "gymgen.agents.control.": ("control",),  # continuous-action MuJoCo/DMC ids
+    "gymgen.agents.video.": ("video",),  # image + proprio Meta-World ids
 }
 
 

@@ -130,6 +130,16 @@ def test_gflownet_agent_on_a_non_dag_env_is_rejected_at_load(tmp_path: Path) -> 
     assert f"{p}:12:" in str(e.value)  # the second [[envs]] header
 
 
+@pytest.mark.parametrize(("agent", "family"), [("control.td3", "control"), ("video.bc", "video"), ("gfn.tb", "dag")])
+def test_family_bound_agents_name_the_mismatch(agent: str, family: str) -> None:
+    from gymgen.leaderboards.agents import AGENTS, check_compatible
+
+    check_compatible(agent, AGENTS[agent], {"id": "x", "family": family})
+    other = "marl" if family != "marl" else "dag"
+    with pytest.raises(ValueError, match=rf"agent {agent!r} runs on env family {family}; gymgen/Y is family {other}"):
+        check_compatible(agent, AGENTS[agent], {"id": "gymgen/Y", "family": other})
+
+
 def test_extra_agent_on_an_incompatible_env_is_a_failed_row_naming_the_mismatch() -> None:
     from gymgen.leaderboards.contract import Budget
     from gymgen.leaderboards.runner import RunSpec, run_one
