@@ -406,7 +406,7 @@ def ray_backend(runs: RunQueue | list[RunSpec], timeout_s: float, workers: int =
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
+        raise ImportError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
     queue = _as_queue(runs)
     started = _ray_init(address, workers)
     remote = ray.remote(num_cpus=1, max_retries=0, max_calls=worker_max_runs)(run_one)
