@@ -74,8 +74,8 @@ def test_every_env_has_numeric_kwargs_covered() -> None:
     by_id = {e.id: {n for n, _, _ in numeric_kwargs(e)} for e in gymgen.list_envs()}
     assert by_id["gymgen/HyperGrid-v0"] == {"ndim", "height", "R0", "R1", "R2", "reward_exponent"}
     assert by_id["gymgen/TFBind8-v0"] == {"reward_exponent", "reward_floor", "mode_top_k", "mode_threshold"}
-    assert by_id["gymgen/WorldSim-v0"] == {"temperature"}
-    assert by_id["gymgen/SMACLite-3m-v0"] == {"episode_limit"}
+    assert by_id["gymgen/WorldSim-v0"] == {"temperature", "lives"}
+    assert by_id["gymgen/SMACLite-3m-v0"] == {"episode_limit", "max_cycles"}
     assert len(CASES) > 400
 
 

@@ -121,6 +121,7 @@ class SMACLite(MultiAgentBatchedEnv):
     ) -> None:
         super().__init__(batch_size=batch_size, device=device)
         if max_cycles is not None:  # PettingZoo's name for the episode limit (``pettingzoo.make`` passes it)
+            max_cycles = check_int("max_cycles", max_cycles, low=1, owner="SMACLite")
             if episode_limit is not None and episode_limit != max_cycles:
                 raise ValueError(f"episode_limit={episode_limit!r} and max_cycles={max_cycles!r} disagree; "
                                  "max_cycles is PettingZoo's name for episode_limit, pass one of them")
