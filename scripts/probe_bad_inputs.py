@@ -91,9 +91,10 @@ def _clear_types() -> tuple[type, ...]:
 
 
 def judge(status: str, value: Any, needles: tuple[str, ...], bad: bool = True,
-          internal_types: tuple[type, ...] = ()) -> tuple[str, str]:
-    """The bin of an in-process case: an error is clear when it is a user-facing type and names one of
-    ``needles``; ``bad=False`` cases are valid edge inputs that must be accepted."""
+          internal_types: tuple[type, ...] = (), also_clear: tuple[type, ...] = ()) -> tuple[str, str]:
+    """The bin of an in-process case: an error is clear when it is a user-facing type (or one of
+    ``also_clear``) and names one of ``needles``; ``bad=False`` cases are valid edge inputs that must be
+    accepted."""
     if status == "hung":
         return "hung", "no answer within the time limit"
     if status == "ok":
@@ -103,7 +104,7 @@ def judge(status: str, value: Any, needles: tuple[str, ...], bad: bool = True,
     if not bad:
         return "obscure", f"valid input rejected: {msg[:300]}"
     named = any(n.lower() in str(exc).lower() for n in needles)
-    if isinstance(exc, _clear_types()) and not isinstance(exc, internal_types) and named:
+    if isinstance(exc, (*_clear_types(), *also_clear)) and not isinstance(exc, internal_types) and named:
         return "clear", msg[:300]
     return "obscure", msg[:300]
 
@@ -124,7 +125,8 @@ def _quiet_warnings() -> None:
 def _extra_missing(entry: Any) -> str | None:
     import importlib.util
 
-    mod = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors"}.get(entry.extra or "", entry.extra)
+    mod = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco", "dmc": "dm_control",
+           "video": "metaworld"}.get(entry.extra or "", entry.extra)
     return None if mod is None or importlib.util.find_spec(mod) else f"needs the [{entry.extra}] extra"
 
 
@@ -150,7 +152,8 @@ def _kwarg_table(entry: Any) -> list[tuple[str, str, Any]]:
             kind = "path"
         else:
             kind = "str"
-        out.append((name, kind, default))
+        # an annotation that admits None (``phases: list | None``) makes None a valid value, like a None default
+        out.append((name, kind, None if "None" in ann else default))
     return out
 
 
@@ -276,7 +279,9 @@ def section_batch(quick: bool) -> Iterator[Case]:
                                ("'4'", "4", True), ("np.int64(4)", np.int64(4), False), ("10**12", 10**12, True)):
             status, value = _call(lambda: gymgen.make_batched(entry.id, batch_size=bs), 30)
             yield Case("batch", "11", entry.id, f"make_batched(batch_size={label})",
-                       *judge(status, value, ("batch_size",), bad=bad, internal_types=(MemoryError,)))
+                       # a MemoryError is clear when gymgen raised it up front naming batch_size (its estimate),
+                       # not when torch's allocator raised it (that message names no argument)
+                       *judge(status, value, ("batch_size",), bad=bad, also_clear=(MemoryError,)))
 
 
 # ---- section: checkpoints (item 12) ---------------------------------------------------------------

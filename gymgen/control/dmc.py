@@ -70,7 +70,7 @@ class DMCEnv(gymnasium.Env):
         _check_cpu(device)
         suite, compat = _require_dmc()
         if (domain, task) not in suite.ALL_TASKS:
-            raise ValueError(f"unknown DeepMind Control task {domain}-{task}; known: {sorted(f'{d}-{t}' for d, t in suite.ALL_TASKS)}")
+            raise ValueError(f"unknown DeepMind Control task domain={domain!r}, task={task!r}; known: {sorted(f'{d}-{t}' for d, t in suite.ALL_TASKS)}")
         self.metadata = {**self.metadata, "render_modes": ["rgb_array"] if gl_backend() else []}
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} not supported here; expected one of {self.metadata['render_modes']}"

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
 from gymgen.core.batched import InvalidActionError  # noqa: E402
-from gymgen.core.validation import check_int  # noqa: E402
+from gymgen.core.validation import check_bool, check_int  # noqa: E402
 from gymgen.video.tasks import CAMERAS, MT10, POLICY_CAMERA, require_metaworld  # noqa: E402
 
 STATE_DIM = 39  # Meta-World's observation vector (hand, gripper, objects, previous frame, goal)
@@ -123,7 +123,9 @@ class MetaWorldVideoEnv(gymnasium.Env):
             raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata['render_modes']}")
         self.task, self.camera, self.size = task, camera, size
         task_seed = check_int("task_seed", task_seed, low=0, high=2**32 - 1, owner="MetaWorldVideoEnv")  # Meta-World's seed range
-        self.task_seed, self.terminate_on_success, self.render_mode = task_seed, bool(terminate_on_success), render_mode
+        self.task_seed, self.render_mode = task_seed, render_mode
+        self.terminate_on_success = check_bool("terminate_on_success", terminate_on_success, owner="MetaWorldVideoEnv")
+        fast_render = check_bool("fast_render", fast_render, owner="MetaWorldVideoEnv")
         try:
             self.sim, self.tasks = make_metaworld(task, self.task_seed)
         except ValueError as exc:

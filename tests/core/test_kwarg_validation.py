@@ -121,3 +121,31 @@ def test_bool_kwargs_are_not_truthiness() -> None:
         gymgen.parallel_env("gymgen/MPE-SimpleSpread-v0", continuous_actions="yes")
     with pytest.raises(ValueError, match="leader_comm must be a bool"):
         gymgen.parallel_env("gymgen/MPE-World-v0", leader_comm=2)
+
+
+def bool_kwargs(entry: gymgen.registry.EnvEntry) -> list[str]:
+    """Every kwarg of ``entry``'s constructor annotated as a bool."""
+    target = load_entry_point(entry.batched_entry_point or entry.entry_point)
+    params = inspect.signature(target.__init__ if inspect.isclass(target) else target).parameters
+    return [name for name in accepted_kwargs(entry) if "bool" in str(params[name].annotation)]
+
+
+BOOL_CASES = [(e.id, name, v) for e in gymgen.list_envs() for name in bool_kwargs(e) for v in ("yes", 2, None)]
+
+
+@pytest.mark.parametrize(("env_id", "name", "value"), BOOL_CASES,
+                         ids=[f"{i.split('/')[1]}-{n}={v!r}" for i, n, v in BOOL_CASES])
+def test_bad_bool_kwarg_is_rejected_naming_it(env_id: str, name: str, value: typing.Any) -> None:
+    # a bool flag is never read as truthiness: "yes", 2 and None are rejected naming the flag
+    entry = gymgen.get_entry(env_id)
+    if entry.extra:
+        pytest.importorskip(_EXTRA_MODULE.get(entry.extra, entry.extra))
+    with pytest.raises((ValueError, TypeError)) as e:
+        build(env_id, {name: value})
+    assert name in str(e.value), f"{env_id}({name}={value!r}) raised without naming {name!r}: {e.value}"
+
+
+def test_unknown_dmc_domain_is_named() -> None:
+    pytest.importorskip("dm_control")
+    with pytest.raises(ValueError, match=r"domain=None, task='run'"):
+        gymgen.make("gymgen/DMC-cheetah-run-v0", domain=None)
