@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.marl.actions import check_action_dict
 from gymgen.marl.extras import require
 
@@ -25,6 +26,19 @@ def _factorization(scenario: str, agent_conf: str) -> dict[str, Any] | None:
 
     parts, edges, globals_ = get_parts_and_edges(*base)
     return {"partition": [(joint,) for part in parts for joint in part], "edges": edges, "globals": globals_}
+
+
+def mujoco_render_modes() -> list[str]:
+    """The render modes MuJoCo can draw in this process: ``rgb_array`` with an offscreen backend (EGL,
+    OSMesa; headless with EGL installed gymgen defaults ``MUJOCO_GL`` to ``egl``, see ``gymgen.offscreen_gl``)
+    or a display, ``human`` only with a display (GLFW). None at all on a headless machine without EGL or
+    ``MUJOCO_GL=osmesa``, where MuJoCo's GLFW context would fail at the first ``render()``."""
+    from gymgen.offscreen_gl import gl_backend
+
+    gl = gl_backend()
+    if gl is None:
+        return []
+    return ["rgb_array", "human"] if gl == "glfw" else ["rgb_array"]
 
 
 class MaMuJoCoEnv(ParallelEnv):
@@ -61,8 +75,10 @@ class MaMuJoCoEnv(ParallelEnv):
 
     ## Arguments
     ``scenario`` (str), ``agent_conf`` (str), ``agent_obsk`` (int, default 0), ``max_cycles`` (int,
-    default 1000: the truncation step, PettingZoo's name that ``pettingzoo.make`` passes), ``render_mode``,
-    ``device`` ("cpu" only). The env pickles (``pickle`` and ``cloudpickle``): it is rebuilt from these
+    default 1000: the truncation step, PettingZoo's name that ``pettingzoo.make`` passes), ``render_mode``
+    (``metadata["render_modes"]`` lists what MuJoCo can draw in this process: ``rgb_array`` needs EGL
+    (headless, gymgen then defaults ``MUJOCO_GL`` to ``egl``), ``MUJOCO_GL=osmesa`` or a display; ``human``
+    a display; any other mode raises ``UnsupportedRenderMode``), ``device`` ("cpu" only). The env pickles (``pickle`` and ``cloudpickle``): it is rebuilt from these
     arguments and the MuJoCo data (every ``MjData`` array), the random generator and the step count are
     copied over, so a copy keeps stepping exactly like the original.
 
@@ -75,7 +91,7 @@ class MaMuJoCoEnv(ParallelEnv):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "name": "gymgen_mamujoco",
-                                          "is_parallelizable": True}
+                                          "is_parallelizable": True}  # per instance: the modes MuJoCo can draw here
 
     def __init__(
         self,
@@ -96,7 +112,13 @@ class MaMuJoCoEnv(ParallelEnv):
             raise ValueError(f"agent_obsk must be an int >= 0, got {agent_obsk!r}")
         if scenario == "CoupledHalfCheetah":
             raise ValueError("CoupledHalfCheetah is not supported: it crashes in gymnasium-robotics 1.4 with mujoco 4")
+        self.metadata = {**self.metadata, "render_modes": mujoco_render_modes()}  # before MuJoCo is imported
         require("mujoco")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise UnsupportedRenderMode(
+                f"render_mode {render_mode!r} not supported by MaMuJoCoEnv here; expected one of "
+                f"{self.metadata['render_modes']} or None (rgb_array needs EGL or MUJOCO_GL=osmesa, or a display;"
+                " human needs a display)")
         mamujoco = require("gymnasium_robotics.envs.multiagent_mujoco.mamujoco_v1")
         factorization = _factorization(scenario, agent_conf)
         try:

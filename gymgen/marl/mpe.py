@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.validation import check_bool, check_float, check_int
 from gymgen.marl.actions import check_action_dict
 from gymgen.marl.extras import require
@@ -104,7 +105,8 @@ class MPEParallelEnv(ParallelEnv):
         max_cycles = check_int("max_cycles", max_cycles, low=1)
         continuous_actions = check_bool("continuous_actions", continuous_actions)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata['render_modes']}")
+            raise UnsupportedRenderMode(f"render_mode {render_mode!r} not supported by {type(self).__name__}; "
+                                        f"expected one of {self.metadata['render_modes']} or None")
         simple_env = _mpe2()
         self.raw = simple_env.SimpleEnv(
             scenario=scenario, world=world, max_cycles=max_cycles, render_mode=render_mode,

@@ -183,7 +183,8 @@ def test_pettingzoo_render_test(env_id: str, monkeypatch: pytest.MonkeyPatch) ->
     from pettingzoo.utils import parallel_to_aec
 
     if "MaMuJoCo" in env_id:
-        pytest.skip("MuJoCo's human render mode needs an OpenGL display (GLFW); none on a headless CI machine")
+        pytest.skip("headless, MaMuJoCo offers rgb_array only (no human window): test_mamujoco_renders_offscreen "
+                    "runs render_test on these ids in a fresh process with MUJOCO_GL=egl")
     modes = _render_modes(env_id)
     assert "rgb_array" in modes, f"{env_id} has no rgb_array render"
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
@@ -195,6 +196,69 @@ def test_pettingzoo_render_test(env_id: str, monkeypatch: pytest.MonkeyPatch) ->
         return parallel_to_aec(env)
 
     render_test(env_fn)
+
+
+MAMUJOCO = [i for i in MARL if "MaMuJoCo" in i]
+_MAMUJOCO_RENDER_SCRIPT = """
+import sys, warnings
+import numpy as np
+import gymgen
+from pettingzoo.test import render_test
+from pettingzoo.utils import parallel_to_aec
+warnings.simplefilter("ignore")
+for env_id in sys.argv[1:]:
+    env = gymgen.parallel_env(env_id)
+    assert env.metadata["render_modes"] == ["rgb_array"], (env_id, env.metadata)  # EGL: offscreen, no window
+
+    def env_fn(render_mode=None):
+        # render_test builds a "human" env first only to read metadata; headless, that mode does not exist
+        return parallel_to_aec(gymgen.parallel_env(env_id, render_mode=None if render_mode == "human" else render_mode))
+
+    render_test(env_fn)
+    env = gymgen.parallel_env(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    for _ in range(10):
+        env.step({a: env.action_space(a).sample() for a in env.agents})
+    later = env.render()
+    assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3, (env_id, first.shape)
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 10, env_id  # a scene, not a blank frame
+    assert not np.array_equal(first, later), env_id  # the robot moved
+    env.close()  # free the EGL context now, not in interpreter teardown
+    print("rendered", env_id, first.shape)
+"""
+
+
+def test_mamujoco_renders_offscreen() -> None:
+    """Every MaMuJoCo id in a fresh process with ``MUJOCO_GL=egl`` (MuJoCo fixes its OpenGL backend at
+    import): ``rgb_array`` is the one mode offered, PettingZoo's ``render_test`` passes and frames move."""
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("gymnasium_robotics", reason="MaMuJoCo needs the [marl] extra")
+    if not ctypes.util.find_library("EGL"):
+        pytest.skip("no EGL library (libegl1 + libegl-mesa0, installed by .ci/run)")
+    env = {**os.environ, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+    proc = subprocess.run([sys.executable, "-c", _MAMUJOCO_RENDER_SCRIPT, *MAMUJOCO], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("rendered") == len(MAMUJOCO), proc.stdout
+
+
+@pytest.mark.parametrize("env_id", MARL)
+def test_unsupported_render_mode_fails_like_gymnasium_expects(env_id: str) -> None:
+    """A mode the env cannot draw raises at construction: Gymnasium's ``UnsupportedMode``, also the
+    ``TypeError`` SB3's ``make_vec_env`` falls back on; the message names the mode and what is offered."""
+    import gymnasium
+
+    from gymgen.core import UnsupportedRenderMode
+
+    with pytest.raises(UnsupportedRenderMode, match="depth_array") as err:
+        parallel(env_id, render_mode="depth_array")
+    assert isinstance(err.value, gymnasium.error.UnsupportedMode) and isinstance(err.value, TypeError)
+    assert "one of" in str(err.value) and "expected" in str(err.value)
 
 
 BATCHED_RENDER = [e.id for e in gymgen.list_envs("marl") if e.batched_entry_point]
@@ -228,14 +292,7 @@ def test_batched_render_frame_is_a_moving_picture(env_id: str) -> None:
 
 @pytest.mark.parametrize("env_id", BATCHED_RENDER)
 def test_render_modes_of_the_pettingzoo_view(env_id: str) -> None:
-    import gymnasium
-
-    from gymgen.core import UnsupportedRenderMode
-
-    with pytest.raises(UnsupportedRenderMode, match="depth_array") as err:
-        gymgen.parallel_env(env_id, render_mode="depth_array")
-    # Gymnasium's UnsupportedMode, and the TypeError SB3's make_vec_env falls back on
-    assert isinstance(err.value, gymnasium.error.UnsupportedMode) and isinstance(err.value, TypeError)
+    """No render_mode: ``render()`` warns and returns None (as Gymnasium); rgb_array: the batched frame."""
     env = gymgen.parallel_env(env_id)
     env.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
