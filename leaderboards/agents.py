@@ -7,6 +7,7 @@ stored as ``failed`` rows, never silently dropped.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import numpy as np
@@ -56,17 +57,43 @@ AGENTS: dict[str, str] = {
 }
 
 
+#: env families an agent can run on, by the module prefix of its factory (agents not listed run anywhere)
+AGENT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "gymgen.agents.gfn.": ("dag",),
+    "gymgen.agents.control.": ("control",),  # continuous-action MuJoCo/DMC ids
+    "gymgen.agents.video.": ("video",),  # image + proprio Meta-World ids
+}
+
+
 def resolve(agent: str) -> str:
-    """Map a table id to its ``module:factory`` string; ``module:factory`` strings pass through."""
+    """Map a table id to its ``module:factory`` string; ``module:factory`` strings pass through.
+
+    Raises ``KeyError`` for anything else, naming the closest known ids."""
     if agent in AGENTS:
         return AGENTS[agent]
     if ":" in agent:
         return agent
     from importlib.metadata import entry_points
 
-    if any(ep.name == agent for ep in entry_points(group="gymgen.agents")):
+    names = sorted({*AGENTS, *(ep.name for ep in entry_points(group="gymgen.agents"))})
+    if agent in names:
         return agent
-    raise KeyError(f"unknown agent {agent!r}; known ids: {sorted(AGENTS)} (or pass 'module:factory')")
+    close = difflib.get_close_matches(agent, names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise KeyError(f"unknown agent id {agent!r}; {hint}known ids: {names} (or pass 'module:factory')")
+
+
+def families_of(target: str) -> tuple[str, ...] | None:
+    """Env families the agent with factory ``target`` runs on (None: any)."""
+    return next((fam for prefix, fam in AGENT_FAMILIES.items() if target.startswith(prefix)), None)
+
+
+def check_compatible(agent_name: str, target: str, spec: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming both sides when ``target``'s agent cannot run on the env of ``spec``."""
+    fams = families_of(target)
+    if fams is not None and spec.get("family") not in fams:
+        raise ValueError(f"agent {agent_name!r} runs on env family {'/'.join(fams)}; {spec['id']} is family "
+                         f"{spec.get('family')}")
 
 
 def availability() -> dict[str, str | None]:

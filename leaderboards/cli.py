@@ -17,13 +17,24 @@ console = Console()
 DB_HELP = "SQLite results file (default ./gymgen-results/leaderboard.sqlite)"
 
 
-def _suite(name: str):  # noqa: ANN202 - returns Suite
+def _suite(name: str, check_envs: bool = True):  # noqa: ANN202 - returns Suite
     from gymgen.leaderboards.suite import SuiteError, load_suite
 
     try:
-        return load_suite(name)
+        return load_suite(name, check_envs=check_envs)
     except (SuiteError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def _store(db: Path):  # noqa: ANN202 - returns Store
+    """Open the results file, turning a corrupt or unusable one into a one-paragraph error (no traceback)."""
+    from gymgen.leaderboards.store import Store, StoreError
+
+    try:
+        return Store(db)
+    except StoreError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _report_paths(db: Path, suite: str) -> tuple[Path, Path]:
@@ -42,11 +53,19 @@ def run(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to attach to (e.g. 'auto' or ray://host:10001)"),
     db: Path = typer.Option(Path("gymgen-results/leaderboard.sqlite"), "--db", help=DB_HELP),
     report: bool = typer.Option(True, "--report/--no-report", help="write the HTML + markdown report at the end"),
+    lease_s: float = typer.Option(60.0, "--lease-s", help="claim lease: a killed runner's unfinished runs return to "
+                                  "other runners after this many seconds"),
+    worker_max_runs: int = typer.Option(20, "--worker-max-runs", help="replace a worker after this many runs "
+                                        "(process backend; Ray: max_calls)"),
+    worker_max_rss_mb: float = typer.Option(4096.0, "--worker-max-rss-mb", help="replace a process-backend worker "
+                                            "whose resident memory exceeds this after a run"),
 ) -> None:
-    """Run every (agent, env, seed) of SUITE that is not already stored as ok, then write the report."""
+    """Run every (agent, env, seed) of SUITE that is not already stored as ok, then write the report.
+
+    Several runners (or machines sharing the file) can run one suite on one --db at once: each run is
+    claimed before it executes, so none runs twice."""
     from gymgen.leaderboards.harness import run_suite
     from gymgen.leaderboards.report import build_report
-    from gymgen.leaderboards.store import Store
     from gymgen.leaderboards.suite import AgentCfg, SuiteError
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -62,10 +81,22 @@ def run(
             raise typer.BadParameter(str(exc)) from None
     if backend not in ("serial", "process", "ray"):
         raise typer.BadParameter(f"--backend must be serial, process or ray, got {backend!r}")
-    store = Store(db)
-    counts = run_suite(s, store, backend=backend, workers=workers, address=address)
-    console.print(f"[bold]{s.name}[/]: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already stored "
-                  f"-> {store.path}")
+    if lease_s <= 0 or worker_max_runs < 1 or worker_max_rss_mb <= 0:
+        raise typer.BadParameter(f"--lease-s and --worker-max-rss-mb must be > 0 and --worker-max-runs >= 1, got "
+                                 f"{lease_s}, {worker_max_rss_mb}, {worker_max_runs}")
+    store = _store(db)
+    try:
+        counts = run_suite(s, store, backend=backend, workers=workers, address=address, lease_s=lease_s,
+                           worker_max_runs=worker_max_runs, worker_max_rss_mb=worker_max_rss_mb)
+    except RuntimeError as exc:  # e.g. cannot attach to the Ray cluster: the message says what to check
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    extra = "".join(f", {counts[k]} {k}" for k in ("recovered", "unsaved") if counts.get(k))
+    console.print(f"[bold]{s.name}[/]: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} already stored"
+                  f"{extra} -> {store.path}", soft_wrap=True)
+    if counts.get("unsaved"):
+        console.print(f"[bold red]{counts['unsaved']} computed result(s) could not be written to {store.path}[/]; they are "
+                      f"kept in {store.unsaved_path} and recorded by the next run on a healthy file", soft_wrap=True)
     if report:
         html_path, md_path = _report_paths(db, s.name)
         md, _ = build_report(s, store, html_path)
@@ -86,12 +117,11 @@ def report(
 ) -> None:
     """Tables, plots and exports of SUITE's stored results."""
     from gymgen.leaderboards.report import build_report
-    from gymgen.leaderboards.store import Store
 
     if not db.expanduser().exists():
         raise typer.BadParameter(f"no results file {db}; run `gymgen leaderboard run {suite}` first")
-    s = _suite(suite)
-    store = Store(db)
+    s = _suite(suite, check_envs=False)
+    store = _store(db)
     text, path = build_report(s, store, html)
     if md or html is None:
         print(text)
@@ -116,7 +146,7 @@ def list_(db: Path = typer.Option(Path("gymgen-results/leaderboard.sqlite"), "--
     for c in ("suite", "envs", "agents", "seeds", "description"):
         t.add_column(c)
     for p in sorted(SUITE_DIR.glob("*.toml")):
-        s = load_suite(str(p))
+        s = load_suite(str(p), check_envs=False)
         t.add_row(s.name, "\n".join(e.id for e in s.envs), ", ".join(a.name for a in s.agents), str(s.seeds), s.description)
     console.print(t)
     t = Table(title="agents")
@@ -126,9 +156,7 @@ def list_(db: Path = typer.Option(Path("gymgen-results/leaderboard.sqlite"), "--
         t.add_row(aid, AGENTS[aid], "available" if why is None else f"unavailable: {why.splitlines()[0]}")
     console.print(t)
     if db.expanduser().exists():
-        from gymgen.leaderboards.store import Store
-
-        store = Store(db)
+        store = _store(db)
         t = Table(title=f"results in {db}")
         for c in ("suite", "ok runs", "failed runs"):
             t.add_column(c)

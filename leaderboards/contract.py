@@ -14,6 +14,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
 UNITS = ("env_steps", "trajectories")
+#: metric names the harness and the built-in agents report (a suite metric close to one of these but not
+#: equal is rejected as a typo; other names are accepted as an external agent's own metrics)
+KNOWN_METRICS = ("return", "tv_exact", "l1_sum", "jsd", "kl", "log_z_error", "modes_found",
+                 "trajectories", "reward_evaluations", "gradient_steps", "wall_s",
+                 "return_current_phase", "train_return")  # the last two: control agents (suites/ne.toml)
 ENTRY_POINT_GROUP = "gymgen.agents"
 
 

@@ -39,11 +39,15 @@ class EnvResult:
         return float(np.mean(list(s.values()))) if s else None
 
     def normaliser(self) -> tuple[float, float] | None:
-        """(random, reference) anchors when both are known and differ."""
+        """(random, reference) anchors when both are known, finite and differ."""
         r, ref = self.random_score(), self.env.reference
-        if r is None or ref is None or r == ref:
+        if r is None or ref is None or r == ref or not np.isfinite(r):
             return None
         return r, ref
+
+    def finite(self, agent: str) -> bool:
+        """Whether every final score of ``agent`` here is finite (NaN/inf scores are shown, never aggregated)."""
+        return bool(np.isfinite(list(self.final.get(agent, {}).values())).all())
 
 
 def collect(suite: Suite, store: Store) -> list[EnvResult]:
@@ -80,7 +84,7 @@ def aggregate(results: list[EnvResult], reps: int = 2000, seed: int = 0) -> dict
     out: dict[str, dict[str, Any]] = {}
     if not tasks:
         return out
-    agents = sorted(set.intersection(*(set(er.final) for er in tasks)))
+    agents = sorted(a for a in set.intersection(*(set(er.final) for er in tasks)) if all(er.finite(a) for er in tasks))
     matrices = {}
     for a in agents:
         cols = []
@@ -112,9 +116,14 @@ def markdown(suite: Suite, results: list[EnvResult], agg: dict[str, dict[str, An
                   f"mean ± std over seeds.", "", "| agent | score | seeds ok | failed |", "|---|---|---|---|"]
         agents = sorted(set(er.final) | set(er.failed) | er.missing_metric)
         for a in agents:
-            vals = np.array(list(er.final.get(a, {}).values()))
-            score = f"{_fmt(vals.mean())} ± {_fmt(vals.std())}" if vals.size else (
-                f"no `{er.env.metric}` reported" if a in er.missing_metric else "—")
+            vals = np.array(list(er.final.get(a, {}).values()), dtype=float)
+            bad = int((~np.isfinite(vals)).sum())
+            if bad:  # a diverged agent: show what it reported, faithfully
+                score = f"{_fmt(vals.mean())} ({bad} of {vals.size} seeds non-finite)"
+            elif vals.size:
+                score = f"{_fmt(vals.mean())} ± {_fmt(vals.std())}"
+            else:
+                score = f"no `{er.env.metric}` reported" if a in er.missing_metric else "—"
             fails = er.failed.get(a, [])
             ftxt = f"{len(fails)} ({fails[0][:80].replace('|', '/')})" if fails else "0"
             lines.append(f"| {a} | {score} | {vals.size} | {ftxt} |")
@@ -128,8 +137,11 @@ def markdown(suite: Suite, results: list[EnvResult], agg: dict[str, dict[str, An
             poi = f"{row['p_improve_random']:.2f}" if "p_improve_random" in row else "—"
             lines.append(f"| {a} | {row['runs']} | {row['iqm']:.3f} [{row['iqm_ci'][0]:.3f}, {row['iqm_ci'][1]:.3f}] | "
                          f"{row['mean']:.3f} [{row['mean_ci'][0]:.3f}, {row['mean_ci'][1]:.3f}] | {poi} |")
+        nonfinite = sorted({a for er in results if er.normaliser() is not None for a in er.final if not er.finite(a)})
+        if nonfinite:
+            lines += ["", f"_Not aggregated (a non-finite final score on some task): {', '.join(nonfinite)}._"]
     else:
-        lines.append("_No aggregate: no env has both a `random` score and a `reference` in the suite._")
+        lines.append("_No aggregate: no env has both a (finite) `random` score and a `reference` in the suite._")
     return "\n".join(lines) + "\n"
 
 
@@ -161,7 +173,8 @@ def plots(results: list[EnvResult], agg: dict[str, dict[str, Any]], unit: str = 
     for ax, er in zip(axes.flat, results):
         for a, seeds in sorted(er.curves.items()):
             steps = sorted(set.intersection(*(set(v) for v in seeds.values())))
-            y = np.array([[seeds[s][t] for t in steps] for s in sorted(seeds)])
+            y = np.array([[seeds[s][t] for t in steps] for s in sorted(seeds)], dtype=float)
+            y[~np.isfinite(y)] = np.nan  # NaN/inf points leave gaps (the tables report them)
             m = y.mean(0)
             boot = y[rng.integers(0, y.shape[0], (1000, y.shape[0]))].mean(1)
             lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)

@@ -76,7 +76,7 @@ class DMCEnv(gymnasium.Env):
         _check_cpu(device)
         suite, compat = _require_dmc()
         if (domain, task) not in suite.ALL_TASKS:
-            raise ValueError(f"unknown DeepMind Control task {domain}-{task}; known: {sorted(f'{d}-{t}' for d, t in suite.ALL_TASKS)}")
+            raise ValueError(f"unknown DeepMind Control task domain={domain!r}, task={task!r}; known: {sorted(f'{d}-{t}' for d, t in suite.ALL_TASKS)}")
         self.metadata = {**self.metadata, "render_modes": ["rgb_array"] if gl_backend() else []}
         try:
             check_render_mode(render_mode, self.metadata, "DMCEnv")

@@ -16,6 +16,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, Obs, StepResult
+from gymgen.core.validation import check_float
 
 InvalidActionPolicy = Literal["raise", "terminate", "ignore"]
 INVALID_ACTION_POLICIES = ("raise", "terminate", "ignore")
@@ -61,8 +62,7 @@ class DAGEnv(BatchedEnv):
         super().__init__(batch_size=batch_size, device=device)
         if invalid_action not in INVALID_ACTION_POLICIES:
             raise ValueError(f"invalid_action must be one of {INVALID_ACTION_POLICIES}, got {invalid_action!r}")
-        if not reward_exponent > 0:
-            raise ValueError(f"reward_exponent (beta) must be > 0, got {reward_exponent!r}")
+        reward_exponent = check_float("reward_exponent (beta)", reward_exponent, low=0, low_open=True, owner=type(self).__name__)
         self.invalid_action = invalid_action
         self.reward_exponent = float(reward_exponent)
         # log R of the rows that exited this step (-inf elsewhere), and which rows took an illegal action

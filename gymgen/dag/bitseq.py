@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from gymgen.core.adapters import single_env_view, vector_env_view
+from gymgen.core.validation import check_int
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 from gymgen.dag.metrics import hamming_to_set, modes_found_within
 
@@ -49,9 +50,10 @@ class BitWords(DAGEnv):
 
     def _init_words(self, n: int, k: int, order: str) -> None:
         """Validate ``n, k, order`` and set the word layout, actions and ``s0``."""
-        if not isinstance(k, int) or not 1 <= k <= 16:
-            raise ValueError(f"k (bits per word) must be an int in [1, 16], got {k!r}")
-        if not isinstance(n, int) or n < k or n % k:
+        who = type(self).__name__
+        k = check_int("k (bits per word)", k, low=1, high=16, owner=who)
+        n = check_int("n (bits)", n, low=1, owner=who)
+        if n < k or n % k:
             raise ValueError(f"n must be a positive multiple of k={k}, got {n!r}")
         if order not in BITSEQ_ORDERS:
             raise ValueError(f"order must be one of {BITSEQ_ORDERS}, got {order!r}")
@@ -210,8 +212,8 @@ class BitSequence(BitWords):
     ) -> None:
         super().__init__(batch_size=batch_size, device=device, invalid_action=invalid_action, reward_exponent=reward_exponent)
         self._init_words(n, k, order)
-        if not isinstance(mode_seed, int):
-            raise ValueError(f"mode_seed must be an int, got {mode_seed!r}")
+        mode_seed = check_int("mode_seed", mode_seed, low=0, owner="BitSequence")
+        n_modes = check_int("n_modes", n_modes, low=1, owner="BitSequence")
         if reward_form not in REWARD_FORMS:
             raise ValueError(f"reward_form must be one of {REWARD_FORMS}, got {reward_form!r}")
         self.n_modes, self.mode_seed, self.reward_form = n_modes, mode_seed, reward_form

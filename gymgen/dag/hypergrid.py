@@ -7,6 +7,7 @@ from typing import Any, Literal
 import torch
 
 from gymgen.core.adapters import single_env_view, vector_env_view
+from gymgen.core.validation import check_float, check_int
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 
 Semantics = Literal["exit_anywhere", "edge_terminates"]
@@ -79,14 +80,13 @@ class HyperGrid(DAGEnv):
         batch_size: int = 1,
         device: str | torch.device = "cpu",
     ) -> None:
+        who = type(self).__name__
+        ndim, height = check_int("ndim", ndim, low=1, owner=who), check_int("height", height, low=2, owner=who)
+        R0, R1, R2 = (check_float(k, v, low=0, owner=who) for k, v in (("R0", R0), ("R1", R1), ("R2", R2)))
         super().__init__(batch_size=batch_size, device=device, invalid_action=invalid_action, reward_exponent=reward_exponent)
-        if not isinstance(ndim, int) or ndim < 1:
-            raise ValueError(f"ndim must be an int >= 1, got {ndim!r}")
-        if not isinstance(height, int) or height < 2:
-            raise ValueError(f"height must be an int >= 2, got {height!r}")
         if semantics not in SEMANTICS:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
-        if R0 < 0 or R1 < 0 or R2 < 0 or R0 + R1 + R2 <= 0:
+        if R0 + R1 + R2 <= 0:
             raise ValueError(f"rewards must be >= 0 with a positive sum, got R0={R0}, R1={R1}, R2={R2}")
         self.dim, self.height, self.semantics = ndim, height, semantics  # EnvBase owns .ndim (batch dims)
         self.R0, self.R1, self.R2 = float(R0), float(R1), float(R2)

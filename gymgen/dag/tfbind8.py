@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from gymgen.core.adapters import single_env_view, vector_env_view
+from gymgen.core.validation import check_float, check_int
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 
 ALPHABET = "ACGT"
@@ -133,14 +134,11 @@ class TFBind8(DAGEnv):
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        if not 0 < reward_floor < 1:
-            raise ValueError(f"reward_floor must be in (0, 1), got {reward_floor!r}")
+        reward_floor = check_float("reward_floor", reward_floor, low=0, high=1, low_open=True, high_open=True, owner="TFBind8")
         self.order, self.reward_kind, self.reward_floor = order, reward, float(reward_floor)
         self.scores = torch.as_tensor(_scores_np(), device=self.device)
-        if not isinstance(mode_top_k, int) or not 1 <= mode_top_k <= 4**LENGTH:
-            raise ValueError(f"mode_top_k must be an int in [1, {4**LENGTH}], got {mode_top_k!r}")
-        if mode_threshold is not None and not 0 <= mode_threshold <= 1:
-            raise ValueError(f"mode_threshold must be None or in [0, 1], got {mode_threshold!r}")
+        mode_top_k = check_int("mode_top_k", mode_top_k, low=1, high=4**LENGTH, owner="TFBind8")
+        mode_threshold = check_float("mode_threshold", mode_threshold, low=0, high=1, optional=True, owner="TFBind8")
         top = float(torch.topk(self.scores, mode_top_k).values[-1])
         self.mode_threshold = top if mode_threshold is None else float(mode_threshold)
         self._weights = 4 ** torch.arange(LENGTH - 1, -1, -1, device=self.device)

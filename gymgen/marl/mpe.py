@@ -16,6 +16,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from gymgen.core.errors import UnsupportedRenderMode
+from gymgen.core.validation import check_bool, check_float, check_int
 from gymgen.marl.actions import check_action_dict
 from gymgen.marl.extras import require
 
@@ -101,8 +102,8 @@ class MPEParallelEnv(ParallelEnv):
         render_mode: str | None,
         local_ratio: float | None = None,
     ) -> None:
-        if not isinstance(max_cycles, int) or max_cycles < 1:
-            raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+        max_cycles = check_int("max_cycles", max_cycles, low=1)
+        continuous_actions = check_bool("continuous_actions", continuous_actions)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise UnsupportedRenderMode(f"render_mode {render_mode!r} not supported by {type(self).__name__}; "
                                         f"expected one of {self.metadata['render_modes']} or None")
@@ -261,10 +262,8 @@ class SimpleSpreadEnv(MPEParallelEnv):
         device: str = "cpu",
     ) -> None:
         _check_cpu(device)
-        if not isinstance(N, int) or N < 1:
-            raise ValueError(f"N must be a positive int, got {N!r}")
-        if not 0.0 <= float(local_ratio) <= 1.0:
-            raise ValueError(f"local_ratio must lie in [0, 1], got {local_ratio!r}")
+        N = check_int("N", N, low=1, owner="SimpleSpreadEnv")
+        local_ratio = check_float("local_ratio", local_ratio, low=0, high=1, owner="SimpleSpreadEnv")
         require("mpe2")
         from mpe2.simple_spread.simple_spread import Scenario
 
@@ -395,6 +394,7 @@ class WorldEnv(MPEParallelEnv):
     ) -> None:
         _check_cpu(device)
         _check_counts(num_predators=num_predators, num_prey=num_prey, num_food=num_food)
+        leader_comm = check_bool("leader_comm", leader_comm, owner="WorldEnv")
         _check_counts(num_obstacles=num_obstacles, num_forests=num_forests, minimum=0)
         require("mpe2")
         from mpe2.simple_world_comm.simple_world_comm import Scenario
@@ -481,9 +481,8 @@ class PushEnv(MPEParallelEnv):
     ) -> None:
         _check_cpu(device)
         _check_counts(num_pushers=num_pushers, num_targets=num_targets)
-        if not isinstance(num_landmarks, int) or not 1 <= num_landmarks <= 2:
-            # mpe2's reset colours landmark i by bumping RGB channel i + 1, so at most 2 landmarks fit.
-            raise ValueError(f"num_landmarks must be 1 or 2 (mpe2 simple_push colouring), got {num_landmarks!r}")
+        # mpe2's reset colours landmark i by bumping RGB channel i + 1, so at most 2 landmarks fit.
+        num_landmarks = check_int("num_landmarks (mpe2 simple_push colouring)", num_landmarks, low=1, high=2, owner="PushEnv")
         require("mpe2")
         from mpe2.simple_push.simple_push import Scenario
 
@@ -495,8 +494,7 @@ class PushEnv(MPEParallelEnv):
 
 def _check_counts(minimum: int = 1, **counts: Any) -> None:
     for name, value in counts.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        check_int(name, value, low=minimum)
 
 
 def _check_cpu(device: Any) -> None:

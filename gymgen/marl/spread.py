@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
+from gymgen.core.validation import check_float, check_int
 
 # Physics constants of MPE (mpe2 ``_mpe_utils/core.py`` World defaults and ``simple_env`` action handling).
 DT = 0.1
@@ -117,12 +118,9 @@ class SpreadDynamics:
 
 def check_spread_args(N: Any, local_ratio: Any, max_cycles: Any) -> None:
     """Validate the batched spread env's constructor arguments (clear ``ValueError`` otherwise)."""
-    if not isinstance(N, int) or isinstance(N, bool) or N < 1:
-        raise ValueError(f"N must be a positive int, got {N!r}")
-    if not 0.0 <= float(local_ratio) <= 1.0:
-        raise ValueError(f"local_ratio must lie in [0, 1], got {local_ratio!r}")
-    if not isinstance(max_cycles, int) or max_cycles < 1:
-        raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+    check_int("N", N, low=1)
+    check_float("local_ratio", local_ratio, low=0, high=1)
+    check_int("max_cycles", max_cycles, low=1)
 
 
 class SpreadBatched(MultiAgentBatchedEnv):

@@ -21,6 +21,7 @@ from gymnasium import spaces  # noqa: E402
 from gymgen.core.checks import check_seed  # noqa: E402
 from gymgen.core.adapters import check_render_mode  # noqa: E402
 from gymgen.core.batched import InvalidActionError  # noqa: E402
+from gymgen.core.validation import check_bool, check_int  # noqa: E402
 from gymgen.video.tasks import CAMERAS, MT10, POLICY_CAMERA, require_metaworld  # noqa: E402
 
 STATE_DIM = 39  # Meta-World's observation vector (hand, gripper, objects, previous frame, goal)
@@ -122,7 +123,10 @@ class MetaWorldVideoEnv(gymnasium.Env):
             raise ValueError(f"size must be an int in [16, 512], got {size!r}")
         check_render_mode(render_mode, self.metadata, "MetaWorldVideoEnv")
         self.task, self.camera, self.size = task, camera, size
-        self.task_seed, self.terminate_on_success, self.render_mode = int(task_seed), bool(terminate_on_success), render_mode
+        task_seed = check_int("task_seed", task_seed, low=0, high=2**32 - 1, owner="MetaWorldVideoEnv")  # Meta-World's seed range
+        self.task_seed, self.render_mode = task_seed, render_mode
+        self.terminate_on_success = check_bool("terminate_on_success", terminate_on_success, owner="MetaWorldVideoEnv")
+        fast_render = check_bool("fast_render", fast_render, owner="MetaWorldVideoEnv")
         try:
             self.sim, self.tasks = make_metaworld(task, self.task_seed)
         except ValueError as exc:

@@ -3,13 +3,16 @@
 A checkpoint holds the world model's weights (``model.*``, the tokenizer's codebook included), the
 bank of real starting contexts as token grids (``bank``, int16 (N, K, g, g)) and metadata: the model config, the training config, the
 dataset's sha256, the game, its action meanings and reward values. Every way a file can be wrong
-(truncated, not safetensors, another format, missing or mis-shaped tensors) raises
-``CheckpointError`` naming the file and what was expected.
+(a directory, truncated, not safetensors, another format, missing or mis-typed metadata fields, missing,
+mis-shaped or non-finite tensors) raises ``CheckpointError`` naming the file, the field and what was
+expected.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,66 @@ SHIPPED = {"Breakout": Path(__file__).parent / "checkpoints" / "breakout.safeten
 
 class CheckpointError(ValueError):
     """A WorldSim checkpoint that is corrupt, of another format, or does not match the model."""
+
+
+REQUIRED_META = ("model_config", "reward_values", "action_meanings", "head_calibration", "game")
+
+
+def checkpoint_path(path: Any) -> Path:
+    """``path`` as a ``Path`` to an existing file; a clear error for a non-path, a directory or a missing file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"WorldSim checkpoint must be a path (str or os.PathLike), got {path!r}")
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"WorldSim checkpoint {str(p)!r} is a directory, not a WorldSim checkpoint file "
+                              "(a .safetensors file written by `gymgen worldsim train`)")
+    if not p.is_file():
+        raise FileNotFoundError(f"WorldSim checkpoint {str(p)!r} does not exist")
+    return p
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _model_config(path: Path, raw: Any) -> ModelConfig:
+    """The ``model_config`` metadata field as a :class:`ModelConfig`: every field a positive int."""
+    where = f"{str(path)!r}: metadata field 'model_config'"
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{where} must be a JSON object of ModelConfig fields, got {type(raw).__name__} {raw!r}"[:300])
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise CheckpointError(f"{str(path)!r}: model_config has unknown field(s) {unknown}; expected only {sorted(known)}")
+    for k, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CheckpointError(f"{str(path)!r}: model_config.{k} must be an int >= 1, got {v!r}")
+    cfg = ModelConfig(**raw)
+    if cfg.size % cfg.patch:
+        raise CheckpointError(f"{str(path)!r}: model_config.size={cfg.size} must be a multiple of patch={cfg.patch}")
+    return cfg
+
+
+def _check_meta(path: Path, meta: dict[str, Any], cfg: ModelConfig) -> None:
+    """Types and lengths of the metadata fields the env reads."""
+    p = str(path)
+    rv = meta["reward_values"]
+    if not isinstance(rv, list) or len(rv) != cfg.n_reward_classes or not all(_is_number(v) for v in rv):
+        raise CheckpointError(f"{p!r}: reward_values must be {cfg.n_reward_classes} finite numbers (one per reward "
+                              f"class), got {rv!r}")
+    am = meta["action_meanings"]
+    if not isinstance(am, list) or len(am) != cfg.n_actions or not all(isinstance(a, str) for a in am):
+        raise CheckpointError(f"{p!r}: action_meanings must be a list of {cfg.n_actions} strings, got {am!r}")
+    cal = meta["head_calibration"]
+    if not isinstance(cal, dict):
+        raise CheckpointError(f"{p!r}: metadata field 'head_calibration' must be a JSON object, got {cal!r}")
+    for k in ("reward_nonzero_threshold", "done_logit_threshold"):
+        if k not in cal:
+            raise CheckpointError(f"{p!r}: metadata lacks head_calibration thresholds (head_calibration.{k} is missing)")
+        if not _is_number(cal[k]):
+            raise CheckpointError(f"{p!r}: head_calibration.{k} must be a finite number, got {cal[k]!r}")
+    if not isinstance(meta["game"], str):
+        raise CheckpointError(f"{p!r}: metadata field 'game' must be a string (the source game), got {meta['game']!r}")
 
 
 def _safetensors():
@@ -66,9 +129,7 @@ def save_checkpoint(path: str | Path, model: WorldModel, bank: torch.Tensor, met
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The raw tensors and decoded metadata of a WorldSim file (format checked, model not built)."""
     _, safe_open = _safetensors()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"WorldSim checkpoint {str(path)!r} does not exist")
+    path = checkpoint_path(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             md = f.metadata() or {}
@@ -83,22 +144,27 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(
             f"{str(path)!r}: format_version {md.get('format_version')!r}, this gymgen reads {FORMAT_VERSION!r}"
         )
-    try:
-        meta = {k: json.loads(v) for k, v in md.items() if k not in ("format", "format_version")}
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{str(path)!r}: bad metadata ({exc})") from None
+    meta = {}
+    for k, v in md.items():
+        if k in ("format", "format_version"):
+            continue
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{str(path)!r}: metadata field {k!r} is not valid JSON ({exc})") from None
     return tensors, meta
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Load and validate a checkpoint; raise ``CheckpointError`` saying what is wrong."""
-    path = Path(path)
+    path = checkpoint_path(path)
     tensors, meta = read_checkpoint(path)
-    try:
-        known = {f.name for f in fields(ModelConfig)}
-        cfg = ModelConfig(**{k: v for k, v in meta["model_config"].items() if k in known})
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{str(path)!r}: bad metadata ({exc})") from None
+    for key in REQUIRED_META:
+        if key not in meta:
+            raise CheckpointError(f"{str(path)!r}: metadata field {key!r} is missing; a WorldSim checkpoint has "
+                                  f"{list(REQUIRED_META)} (written by `gymgen worldsim train`)")
+    cfg = _model_config(path, meta["model_config"])
+    _check_meta(path, meta, cfg)
     model = WorldModel(cfg)
     expected = model.state_dict()
     got = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -121,11 +187,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     if int(bank.min()) < 0 or int(bank.max()) >= cfg.n_codes:
         raise CheckpointError(f"{str(path)!r}: bank tokens must lie in [0, {cfg.n_codes - 1}]")
-    cal = meta.get("head_calibration")
-    if not isinstance(cal, dict) or not {"reward_nonzero_threshold", "done_logit_threshold"} <= set(cal):
-        raise CheckpointError(f"{str(path)!r}: metadata lacks head_calibration thresholds")
-    if len(meta.get("reward_values", [])) != cfg.n_reward_classes:
-        raise CheckpointError(f"{str(path)!r}: reward_values must list {cfg.n_reward_classes} values")
+    for k, v in got.items():
+        if v.dtype != expected[k].dtype:
+            raise CheckpointError(f"{str(path)!r}: tensor 'model.{k}' is {v.dtype}, expected {expected[k].dtype}")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            n = int((~torch.isfinite(v)).sum())
+            raise CheckpointError(f"{str(path)!r}: tensor 'model.{k}' has {n} non-finite value(s) (NaN/inf); "
+                                  "the simulator would generate black frames. Retrain or use another checkpoint")
     model.load_state_dict(got)
     model.eval().requires_grad_(False)
     return LoadedCheckpoint(model.to(device), bank.long().to(device), meta)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,8 @@ from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
 from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, Obs, StepResult
-from gymgen.worldsim.checkpoint import SHIPPED, LoadedCheckpoint, load_checkpoint
+from gymgen.core.validation import check_float, check_int
+from gymgen.worldsim.checkpoint import SHIPPED, LoadedCheckpoint, checkpoint_path, load_checkpoint
 from gymgen.worldsim.model import head_decisions
 
 
@@ -28,9 +28,7 @@ def load_simulator(checkpoint: str | None, game: str, device: torch.device) -> L
         if game not in SHIPPED:
             raise ValueError(f"no shipped WorldSim checkpoint for game {game!r}; shipped: {sorted(SHIPPED)}")
         checkpoint = str(SHIPPED[game])
-    p = Path(checkpoint)
-    if not p.is_file():
-        raise FileNotFoundError(f"WorldSim checkpoint {checkpoint!r} does not exist")
+    p = checkpoint_path(checkpoint)
     st = os.stat(p)
     ck = _cached(str(p.resolve()), st.st_mtime_ns, st.st_size, str(device))
     if ck.meta.get("game") != game:
@@ -125,14 +123,11 @@ class WorldSim(BatchedEnv):
     def __init__(self, *, batch_size: int = 1, device: str | torch.device = "cpu", game: str = "Breakout",
                  checkpoint: str | None = None, temperature: float = 0.0, lives: int = 1) -> None:
         super().__init__(batch_size=batch_size, device=device)
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-        if not isinstance(lives, int) or isinstance(lives, bool) or lives < 1:
-            raise ValueError(f"lives must be a positive int, got {lives!r}")
-        self.start_lives = lives
+        temperature = check_float("temperature", temperature, low=0, owner="WorldSim")
+        self.start_lives = check_int("lives", lives, low=1, owner="WorldSim")
         ck = load_simulator(checkpoint, game, self.device)
         self.game = game
-        self.temperature = float(temperature)
+        self.temperature = temperature
         self.model = ck.model
         self.bank_tokens = ck.bank  # (N, K, g, g) real token contexts
         self.bank = self.decode(self.bank_tokens.flatten(0, 1)).unflatten(0, self.bank_tokens.shape[:2])  # uint8 frames

@@ -83,7 +83,7 @@ def test_invalid_action_policies():
 
 
 @pytest.mark.parametrize("kwargs,match", [({"ndim": 0}, "ndim"), ({"height": 1}, "height"),
-                                          ({"semantics": "torus"}, "semantics"), ({"R0": -1.0}, "rewards")])
+                                          ({"semantics": "torus"}, "semantics"), ({"R0": -1.0}, "R0 must be a finite number >= 0")])
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         gymgen.make_batched("gymgen/HyperGrid-v0", **kwargs)

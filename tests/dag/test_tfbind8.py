@@ -136,7 +136,7 @@ def test_mode_top_k_and_threshold():
     assert int(top.mode_mask(x).sum()) == int((y >= torch.topk(y, 1000).values[-1]).sum()) >= 1000
     thr = gymgen.make_batched("gymgen/TFBind8-v0", mode_threshold=0.9)
     assert thr.modes_found(x) == int((y >= 0.9).sum())
-    with pytest.raises(ValueError, match="mode_threshold must be None or in"):
+    with pytest.raises(ValueError, match="mode_threshold must be None or"):
         gymgen.make_batched("gymgen/TFBind8-v0", mode_threshold=1.5)
     with pytest.raises(ValueError, match="mode_top_k must be an int"):
         gymgen.make_batched("gymgen/TFBind8-v0", mode_top_k=0)

@@ -38,8 +38,12 @@ metric = "draw"
 
 @pytest.fixture
 def write_suite(tmp_path: Path):
-    def _write(agents: list[tuple[str, str]], name: str = "t", seeds: int = 2, timeout: float = 60, extra: str = "") -> Path:
-        text = BASE.format(name=name, seeds=seeds, timeout=timeout) + extra
+    def _write(agents: list[tuple[str, str]], name: str = "t", seeds: int = 2, timeout: float = 60, extra: str = "",
+               one_env: bool = False) -> Path:
+        text = BASE.format(name=name, seeds=seeds, timeout=timeout)
+        if one_env:  # only the first [[envs]] (fewer runs: cheaper tests)
+            text = text[: text.rindex("[[envs]]")]
+        text += extra
         for agent_id, agent_name in agents:
             text += f'\n[[agents]]\nid = "{agent_id}"\nname = "{agent_name}"\n'
         p = tmp_path / f"{name}.toml"

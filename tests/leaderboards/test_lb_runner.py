@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,8 +12,7 @@ from gymgen.leaderboards.harness import run_suite
 from gymgen.leaderboards.report import build_report
 from gymgen.leaderboards.store import Store
 from gymgen.leaderboards.suite import load_suite
-
-HERE = Path(__file__).parent
+from lb_procs import kill9, runner_code, spawn, stored_runs
 
 
 def _scores(store: Store, suite: str) -> dict:
@@ -39,7 +33,7 @@ def test_same_seed_same_scores_serial_and_process(write_suite, tmp_path: Path) -
 def test_crash_and_hang_become_failed_rows(write_suite, tmp_path: Path) -> None:
     suite = load_suite(str(write_suite([("lb_agents:make_crash", "crash"), ("lb_agents:make_hang", "hang"),
                                         ("lb_agents:make_seeded", "ok"), ("no_such_module:make", "missing")],
-                                       seeds=1, timeout=20)))
+                                       seeds=1, timeout=8)))
     store = Store(tmp_path / "r.sqlite")
     counts = run_suite(suite, store, backend="process", workers=2, progress=False)
     assert counts["ok"] == 2, [r["error"] for r in store.runs("t") if r["agent_name"] == "ok"]
@@ -79,28 +73,14 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(write_suite, tmp_path: Pat
     text = path.read_text().replace('name = "slow"', 'name = "slow"\nconfig = { delay = 0.4 }')
     path.write_text(text)
     db = tmp_path / "k.sqlite"
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r});"
-            "from gymgen.leaderboards.harness import run_suite; from gymgen.leaderboards.store import Store;"
-            "from gymgen.leaderboards.suite import load_suite;"
-            f"run_suite(load_suite({str(path)!r}), Store({str(db)!r}), backend='serial', progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = spawn(runner_code(path, db), capture=False)
     try:
         deadline = time.time() + 120
-        n = 0
-        while time.time() < deadline and n < 3:
+        while time.time() < deadline and stored_runs(db) < 3:
             time.sleep(0.1)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as c:
-                        n = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-                except sqlite3.OperationalError:
-                    n = 0
         assert proc.poll() is None, "the run finished before it could be killed; slow the agent down"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill9(proc)
     store = Store(db)
     before = {r["run_key"]: r for r in store.runs("t")}
     assert 3 <= len(before) < 8

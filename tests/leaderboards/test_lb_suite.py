@@ -73,3 +73,101 @@ def test_run_seeds_are_deterministic_and_distinct(write_suite) -> None:
         by_agent.setdefault(r.agent_name, []).append(r.seed)
     assert by_agent["random"] == by_agent["seeded"]  # common random numbers across agents
     assert len(set(by_agent["random"])) == 4  # 2 envs x 2 seeds all differ
+
+
+# ---- issue 12 item 4: every bad value is rejected at load with file:line:key ----------------------
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ("root_seed = 7", "root_seed = -1", r"suite.root_seed must be an int >= 0, got -1"),
+        ("timeout_s = 60", "timeout_s = -1", r"suite.timeout_s must be a finite number >= 0 \(0: no timeout\), got -1"),
+        ("timeout_s = 60", "timeout_s = nan", r"suite.timeout_s must be a finite number >= 0"),
+        ("timeout_s = 60", 'timeout_s = 60\nretries = -1', r"suite.retries must be an int >= 0, got -1"),
+        ("eval_episodes = 2", "eval_episodes = 2\nwall_clock_s = 0", r"budget.wall_clock_s must be a finite number > 0, got 0"),
+        ("eval_episodes = 2", "eval_episodes = 2\nwall_clock_s = -5.0", r"budget.wall_clock_s must be a finite number > 0"),
+        ('metric = "draw"', 'metric = "tv_exactt"', r"envs.metric 'tv_exactt' is not a metric any agent reports; did you mean 'tv_exact'\?"),
+        ("ndim = 2, height = 4", "ndim = 2, height = 4, R0 = nan", r"envs.kwargs: .*R0"),
+        ("ndim = 2, height = 4", "ndim = 2, height = 4, R1 = inf", r"envs.kwargs: .*R1"),
+    ],
+)
+def test_more_bad_values_are_named(write_suite, old: str, new: str, needle: str) -> None:
+    p = write_suite([("random", "random")])
+    text = p.read_text().replace(old, new, 1)
+    p.write_text(text)
+    key = new.splitlines()[-1]
+    line = next(i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip() == key.strip() or key in ln)
+    with pytest.raises(SuiteError, match=needle) as e:
+        load_suite(str(p))
+    assert f"{p}:{line}:" in str(e.value)
+
+
+def test_duplicate_env_entries_are_rejected(write_suite) -> None:
+    p = write_suite([("random", "random")])
+    text = p.read_text().replace("ndim = 3, height = 3", "height = 4, ndim = 2")  # same setting, keys reordered
+    p.write_text(text)
+    second = [i + 1 for i, ln in enumerate(text.splitlines()) if ln.strip() == "[[envs]]"][1]
+    with pytest.raises(SuiteError, match=r"\[\[envs\]\] #2 repeats \[\[envs\]\] #1 \(line \d+\)") as e:
+        load_suite(str(p))
+    assert f"{p}:{second}:" in str(e.value)
+
+
+def test_unknown_agent_id_suggests_close_matches(write_suite) -> None:
+    p = write_suite([("randon", "r"), ("gfn.tbb", "t")])
+    with pytest.raises(SuiteError, match=r"unknown agent id 'randon'.*did you mean 'random'\?") as e:
+        load_suite(str(p))
+    line = next(i + 1 for i, ln in enumerate(p.read_text().splitlines()) if ln == 'id = "randon"')
+    assert f"{p}:{line}:" in str(e.value)
+
+
+def test_gflownet_agent_on_a_non_dag_env_is_rejected_at_load(tmp_path: Path) -> None:
+    p = tmp_path / "mix.toml"
+    p.write_text('[suite]\nname = "mix"\nseeds = 1\n\n[budget]\ntotal = 10\neval_every = 10\n\n'
+                 '[[envs]]\nid = "gymgen/HyperGrid-v0"\n\n[[envs]]\nid = "gymgen/SMACLite-3m-v0"\n\n'
+                 '[[agents]]\nid = "random"\n\n[[agents]]\nid = "gfn.tb"\n')
+    with pytest.raises(SuiteError, match=r"agent 'gfn.tb' runs on env family dag.*gymgen/SMACLite-3m-v0 is family marl"
+                       r".*agents = \[") as e:
+        load_suite(str(p))
+    assert f"{p}:12:" in str(e.value)  # the second [[envs]] header
+
+
+@pytest.mark.parametrize(("agent", "family"), [("control.td3", "control"), ("video.bc", "video"), ("gfn.tb", "dag")])
+def test_family_bound_agents_name_the_mismatch(agent: str, family: str) -> None:
+    from gymgen.leaderboards.agents import AGENTS, check_compatible
+
+    check_compatible(agent, AGENTS[agent], {"id": "x", "family": family})
+    other = "marl" if family != "marl" else "dag"
+    with pytest.raises(ValueError, match=rf"agent {agent!r} runs on env family {family}; gymgen/Y is family {other}"):
+        check_compatible(agent, AGENTS[agent], {"id": "gymgen/Y", "family": other})
+
+
+def test_extra_agent_on_an_incompatible_env_is_a_failed_row_naming_the_mismatch() -> None:
+    from gymgen.leaderboards.contract import Budget
+    from gymgen.leaderboards.runner import RunSpec, run_one
+
+    budget = Budget(total=10, eval_every=10, eval_episodes=1).as_dict()
+    spec = RunSpec("x", "gfn.tb", "gymgen.agents.gfn.leaderboard:make_tb", {}, "0", "gymgen/SMACLite-3m-v0", {}, "s", 0, 1, budget)
+    out = run_one(spec)
+    assert out["status"] == "failed"
+    assert out["error"].startswith("ValueError: agent 'gfn.tb' runs on env family dag; gymgen/SMACLite-3m-v0 is family marl")
+
+
+def test_cli_agent_id_is_checked_too(write_suite, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gymgen.leaderboards.cli import app
+
+    out = CliRunner().invoke(app, ["run", str(write_suite([("random", "random")])), "--agent", "radnom",
+                                   "--db", str(tmp_path / "x.sqlite"), "--backend", "serial"])
+    assert out.exit_code != 0 and "did you mean 'random'?" in out.output
+
+
+def test_known_metrics_cover_what_the_builtin_agents_report() -> None:
+    from gymgen.leaderboards.contract import KNOWN_METRICS, Budget
+    from gymgen.leaderboards.runner import RunSpec, run_one
+
+    budget = Budget(total=8, eval_every=8, eval_episodes=1, unit="trajectories").as_dict()
+    for agent, target in (("random", "random"), ("gfn.tb", "gymgen.agents.gfn.leaderboard:make_tb")):
+        spec = RunSpec("x", agent, target, {}, "0", "gymgen/HyperGrid-v0", {"ndim": 2, "height": 4}, "s", 0, 1, budget)
+        out = run_one(spec)
+        assert out["status"] == "ok", out["error"]
+        assert set(out["points"][-1]["metrics"]) <= set(KNOWN_METRICS), set(out["points"][-1]["metrics"]) - set(KNOWN_METRICS)

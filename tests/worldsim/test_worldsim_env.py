@@ -197,7 +197,8 @@ def test_mismatched_checkpoints_raise(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="format"):
         load_checkpoint(tmp_path / "other.safetensors")
     bank = torch.zeros(2, 4, 16, 16, dtype=torch.int16)
-    meta = {"game": "Breakout", "reward_values": [0.0, 1.0, 4.0, 7.0], "action_meanings": ["NOOP", "FIRE", "RIGHT", "LEFT"]}
+    meta = {"game": "Breakout", "reward_values": [0.0, 1.0, 4.0, 7.0], "action_meanings": ["NOOP", "FIRE", "RIGHT", "LEFT"],
+            "head_calibration": {"reward_nonzero_threshold": 0.5, "done_logit_threshold": 0.0}}
     wide = WorldModel(ModelConfig(width=32))
     save_checkpoint(tmp_path / "wide.safetensors", wide, bank, meta)
     # claim a different width in the metadata than the tensors have

@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
+from gymgen.core.validation import check_int
 from gymgen.dag.base import InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.base import MolDAGEnv
@@ -78,8 +79,7 @@ class AtomMol(MolDAGEnv):
             reward=reward, reward_exponent=reward_exponent, min_reward=min_reward,
             invalid_action=invalid_action, batch_size=batch_size, device=device,
         )
-        if not isinstance(max_atoms, int) or not 1 <= max_atoms <= 16:
-            raise ValueError(f"max_atoms must be an int in [1, 16], got {max_atoms!r}")
+        max_atoms = check_int("max_atoms", max_atoms, low=1, high=16, owner="AtomMol")
         n, t = max_atoms, len(ELEMENTS)
         self.max_atoms = n
         dev = self.device

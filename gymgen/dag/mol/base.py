@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.batched import InfoField, InvalidActionError, Obs, StepResult
+from gymgen.core.validation import check_float
 from gymgen.dag.base import INVALID_ACTION_HINT, DAGEnv, InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.rewards import REWARDS, flat_reward
@@ -37,8 +38,7 @@ class MolDAGEnv(DAGEnv):
         super().__init__(batch_size=batch_size, device=device, invalid_action=invalid_action, reward_exponent=reward_exponent)
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        if not 0 < min_reward < 1:
-            raise ValueError(f"min_reward must be in (0, 1), got {min_reward!r}")
+        min_reward = check_float("min_reward", min_reward, low=0, high=1, low_open=True, high_open=True, owner=type(self).__name__)
         self.reward_name, self.min_reward = reward, float(min_reward)
         self._smiles_cache: OrderedDict[tuple[int, ...], str | None] = OrderedDict()
         self._reward_cache: OrderedDict[str, float] = OrderedDict()

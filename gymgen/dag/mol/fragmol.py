@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
+from gymgen.core.validation import check_int
 from gymgen.dag.base import InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.base import MolDAGEnv
@@ -110,10 +111,8 @@ class FragMol(MolDAGEnv):
             reward=reward, reward_exponent=reward_exponent, min_reward=min_reward,
             invalid_action=invalid_action, batch_size=batch_size, device=device,
         )
-        if not isinstance(max_blocks, int) or not 1 <= max_blocks <= 16:
-            raise ValueError(f"max_blocks must be an int in [1, 16], got {max_blocks!r}")
-        if not isinstance(min_blocks, int) or not 1 <= min_blocks <= max_blocks:
-            raise ValueError(f"min_blocks must be an int in [1, max_blocks={max_blocks}], got {min_blocks!r}")
+        max_blocks = check_int("max_blocks", max_blocks, low=1, high=16, owner="FragMol")
+        min_blocks = check_int(f"min_blocks (max_blocks={max_blocks})", min_blocks, low=1, high=max_blocks, owner="FragMol")
         self.names, self.block_smiles, self.block_r = load_blocks()
         self.n_blocks = len(self.names)
         self.max_stems = max(len(r) for r in self.block_r)

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from gymgen.core.batched import InfoField
 from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
+from gymgen.core.validation import check_int
 from gymgen.marl.smaclite.dynamics import _IDLE, _MOVE, _TARGET, Flags, tick, unit_props
 from gymgen.marl.smaclite.maps import MapSpec, get_map
 from gymgen.marl.smaclite.units import MIN_ATTACK_RANGE, UNIT_INDEX, UNIT_TABLE_VERSION, UNITS
@@ -120,6 +121,7 @@ class SMACLite(MultiAgentBatchedEnv):
     ) -> None:
         super().__init__(batch_size=batch_size, device=device)
         if max_cycles is not None:  # PettingZoo's name for the episode limit (``pettingzoo.make`` passes it)
+            max_cycles = check_int("max_cycles", max_cycles, low=1, owner="SMACLite")
             if episode_limit is not None and episode_limit != max_cycles:
                 raise ValueError(f"episode_limit={episode_limit!r} and max_cycles={max_cycles!r} disagree; "
                                  "max_cycles is PettingZoo's name for episode_limit, pass one of them")
@@ -133,9 +135,8 @@ class SMACLite(MultiAgentBatchedEnv):
         self._tick = torch.compile(tick, dynamic=False) if compile_tick else tick
         self.map: MapSpec = get_map(map_name)
         self.map_name = map_name
-        self.episode_limit = int(episode_limit if episode_limit is not None else self.map.episode_limit)
-        if self.episode_limit < 1:
-            raise ValueError(f"episode_limit must be >= 1, got {episode_limit!r}")
+        self.episode_limit = (self.map.episode_limit if episode_limit is None
+                              else check_int("episode_limit", episode_limit, low=1, owner="SMACLite"))
         m, dev = self.map, self.device
         self.N, self.M = m.n_agents, m.n_enemies
         self.U = self.N + self.M
