@@ -33,6 +33,8 @@ AGENTS: dict[str, str] = {
     "marl.mappo": "gymgen.agents.marl.leaderboard:make_mappo",
     "marl.ippo": "gymgen.agents.marl.leaderboard:make_ippo",
     "marl.matd3": "gymgen.agents.marl.leaderboard:make_matd3",
+    "marl.kaleidoscope_qmix": "gymgen.agents.marl.leaderboard:make_kaleidoscope_qmix",  # issue 15 (helper kal)
+    "marl.kaleidoscope_matd3": "gymgen.agents.marl.leaderboard:make_kaleidoscope_matd3",
     # ---- marl: end -----------------------------------------------------------------------------
 }
 

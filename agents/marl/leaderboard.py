@@ -27,8 +27,10 @@ from gymgen.agents.marl.trainer import Trainer, task_metrics
 
 METHODS = {"iql": "IQLConfig", "vdn": "VDNConfig", "qmix": "QMIXConfig", "mappo": "MAPPOConfig", "ippo": "IPPOConfig",
            "matd3": "MATD3Config"}
+METHODS.update({"kaleidoscope_qmix": "KaleidoscopeQMIXConfig", "kaleidoscope_matd3": "KaleidoscopeMATD3Config"})  # issue 15
 _UNPREFIXED = ("win_rate", "landmark_distance")  # the task metrics suites rank on
 _HOOKS = {"make_linear", "target_operator", "return_estimator", "replay", "regularizers", "group_index"}
+_TUPLES = ("hidden", "post_rnn", "div_layer_weights")
 
 
 def _named(res: dict[str, float]) -> dict[str, float]:
@@ -44,7 +46,7 @@ def _config(method: str, config: dict[str, Any], seed: int) -> tuple[Any, Any]:
     if bad:
         raise KeyError(f"unknown config keys {bad} for marl.{method}; valid keys: {sorted(valid)}")
     kwargs = dict(config)
-    for k in ("hidden", "post_rnn"):
+    for k in _TUPLES:
         if k in kwargs:
             kwargs[k] = tuple(kwargs[k])
     return mod, cls(**{**kwargs, "seed": int(seed) % (2**31 - 1)})
@@ -170,6 +172,7 @@ def _factory(method: str):
 
 make_iql, make_vdn, make_qmix = _factory("iql"), _factory("vdn"), _factory("qmix")
 make_mappo, make_ippo, make_matd3 = _factory("mappo"), _factory("ippo"), _factory("matd3")
+make_kaleidoscope_qmix, make_kaleidoscope_matd3 = _factory("kaleidoscope_qmix"), _factory("kaleidoscope_matd3")  # issue 15
 
 
 def make_random(env_spec: dict[str, Any], seed: int, budget: Any, config: dict[str, Any]) -> RandomMARLAgent:

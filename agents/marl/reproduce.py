@@ -49,7 +49,14 @@ def _modules() -> dict[str, tuple[Any, type]]:
     from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn
 
     return {"iql": (iql, iql.IQLConfig), "vdn": (vdn, vdn.VDNConfig), "qmix": (qmix, qmix.QMIXConfig),
-            "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config)}
+            "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config),
+            **_kaleidoscope_modules()}
+
+
+def _kaleidoscope_modules() -> dict[str, tuple[Any, type]]:  # issue 15
+    from gymgen.agents.marl import kaleidoscope_matd3 as km, kaleidoscope_qmix as kq
+
+    return {"kaleidoscope_qmix": (kq, kq.KaleidoscopeQMIXConfig), "kaleidoscope_matd3": (km, km.KaleidoscopeMATD3Config)}
 
 
 def _write(out: Path, record: dict[str, Any]) -> None:
@@ -213,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.cmd == "run":
         cfg = json.loads(a.config)
-        for k in ("hidden", "post_rnn"):
+        for k in ("hidden", "post_rnn", "div_layer_weights"):
             if k in cfg:
                 cfg[k] = tuple(cfg[k])
         run(a.method, a.env, a.seed, a.steps, a.eval_every, cfg, a.out, json.loads(a.env_kwargs))
