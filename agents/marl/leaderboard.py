@@ -85,6 +85,8 @@ class MARLLeaderboardAgent:
             raise ValueError(f"marl.{method} needs a multi-agent (PettingZoo parallel) env, got {env_spec['id']!r}")
         self.method = method
         mod, self.cfg = _config(method, config, seed)
+        if isinstance(getattr(budget, "total", None), int):  # issue 15: schedules that end with the run (Kaleidoscope resets)
+            self.cfg.total_env_steps = budget.total
         env, ev = build_envs(env_spec, self.cfg.n_envs, self.cfg.eval_episodes, self.cfg.device, self.cfg.seed)
         self.trainer: Trainer = mod.trainer(env, self.cfg, eval_env=ev)
         self.policy = self.trainer.policy
