@@ -29,11 +29,48 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from gymgen.agents.marl.layers import LinearFactory, dense_linear
+
+
+@dataclass
+class KaleidoscopeSettings:
+    """The settings both Kaleidoscope agents share (a mixin of their config dataclasses):
+    ``div_layer_weights`` (None: 1, 2, 4, ... from input to output), ``weighted_masks`` (masks times ``|W|``
+    in the diversity loss), ``div_window`` (updates the adaptive coefficient averages), the threshold draw
+    ``s = -(threshold_init_scale * U + threshold_init_bias)``, ``reset_interval`` (env steps; 0 disables)
+    and ``reset_ratio``."""
+
+    div_layer_weights: tuple[float, ...] | None = None
+    weighted_masks: bool = True
+    div_window: int = 100
+    threshold_init_scale: float = 5.0
+    threshold_init_bias: float = 5.0
+    reset_interval: int = 200_000
+    reset_ratio: float = 0.1
+
+    def check_kaleidoscope(self, sharing: str, betas: Sequence[str], intervals: Sequence[str] = ("reset_interval",)) -> None:
+        """Validate the shared fields, the agent's ``betas`` (>= 0) and ``intervals`` (ints >= 0); raise naming the field."""
+        if sharing == "none":
+            raise ValueError("Kaleidoscope shares one weight set between agents: sharing must be 'full' or 'full+id', got 'none'")
+        if not (0.0 <= self.reset_ratio <= 1.0):
+            raise ValueError(f"reset_ratio must lie in [0, 1], got {self.reset_ratio!r}")
+        for name in intervals:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        for name in betas:
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not isinstance(self.div_window, int) or self.div_window < 1:
+            raise ValueError(f"div_window must be a positive int, got {self.div_window!r}")
+        if self.div_layer_weights is not None:
+            self.div_layer_weights = tuple(float(w) for w in self.div_layer_weights)
 
 
 def init_thresholds(shape: Sequence[int], scale: float, bias: float, *, generator: torch.Generator | None = None,

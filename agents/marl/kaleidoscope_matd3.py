@@ -34,19 +34,20 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.envs import EnvBase
-from torchrl.objectives import SoftUpdate
 
 from gymgen.agents.marl.collect import group_shape, state_dim
-from gymgen.agents.marl.kaleidoscope import (AdaptiveCoefficient, KaleidoscopeLinear, ResetSchedule, kaleidoscope_factory,
+from gymgen.agents.marl.kaleidoscope import (AdaptiveCoefficient, KaleidoscopeLinear, KaleidoscopeSettings, ResetSchedule, kaleidoscope_factory,
                                              kaleidoscope_layers, mask_diversity_loss, mask_stats, redraw_mask, reset_dead_weights)
 from gymgen.agents.marl.matd3 import MATD3Config, MATD3Loss, MATD3Policy, MATD3Trainer
-from gymgen.agents.marl.trainer import train_to_budget, check_positive_ints
+from gymgen.agents.marl.trainer import train_to_budget
 
 
 @dataclass
-class KaleidoscopeMATD3Config(MATD3Config):
-    """MATD3 settings plus Kaleidoscope's (see the module docstring). ``n_critics`` is the ensemble size
-    (5) when ``critic_ensemble``; ``target_reduction``/``actor_reduction`` default to min / mean."""
+class KaleidoscopeMATD3Config(MATD3Config, KaleidoscopeSettings):
+    """MATD3 settings plus Kaleidoscope's (``KaleidoscopeSettings``; see the module docstring).
+    ``n_critics`` is the ensemble size (5) when ``critic_ensemble``; ``target_reduction``/``actor_reduction``
+    default to min / mean; the critic members' thresholds start at ``-(critic_threshold_init_scale * U +
+    critic_threshold_init_bias)``."""
 
     sharing: str = "full+id"
     n_critics: int = 5
@@ -56,11 +57,6 @@ class KaleidoscopeMATD3Config(MATD3Config):
     layer_norm: bool = True
     actor_div_beta: float = 0.1
     critic_div_beta: float = 0.1
-    div_layer_weights: tuple[float, ...] | None = None
-    weighted_masks: bool = True
-    div_window: int = 100
-    threshold_init_scale: float = 5.0
-    threshold_init_bias: float = 5.0
     critic_threshold_init_scale: float = 20.0
     critic_threshold_init_bias: float = 0.0
     reset_interval: int = 1_000_000
@@ -69,21 +65,7 @@ class KaleidoscopeMATD3Config(MATD3Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.sharing == "none":
-            raise ValueError("Kaleidoscope shares one weight set between agents: sharing must be 'full' or 'full+id', got 'none'")
-        if not (0.0 <= self.reset_ratio <= 1.0):
-            raise ValueError(f"reset_ratio must lie in [0, 1], got {self.reset_ratio!r}")
-        for name in ("reset_interval", "critic_reset_interval"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
-        for name in ("actor_div_beta", "critic_div_beta"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.critic_ensemble:
-            check_positive_ints(self, ("n_critics",))
-        if self.div_layer_weights is not None:
-            self.div_layer_weights = tuple(float(w) for w in self.div_layer_weights)
+        self.check_kaleidoscope(self.sharing, ("actor_div_beta", "critic_div_beta"), ("reset_interval", "critic_reset_interval"))
 
 
 class KaleidoscopeCritic(nn.Module):
@@ -161,15 +143,9 @@ class KaleidoscopeMATD3Trainer(MATD3Trainer):
                                         layer_norm=cfg.layer_norm).to(self.device)
             self.critic = TensorDictModule(critic, in_keys=["state", (group, "action")], out_keys=["state_action_value"])
             low, high = self.actor.module.low, self.actor.module.high
-            self.loss = KaleidoscopeMATD3Loss(self.actor, self.critic, target_reduction=cfg.target_reduction,
-                                              actor_reduction=cfg.actor_reduction, bounds=(low, high), policy_noise=cfg.policy_noise,
-                                              noise_clip=cfg.noise_clip, loss_function="l2")
-            self.loss.set_keys(action=(group, "action"), reward="reward", done="done", terminated="terminated",
-                               state_action_value="state_action_value")
-            self.loss.make_value_estimator(gamma=cfg.gamma)
-            self.actor_opt = torch.optim.Adam(self.loss.actor_network_params.values(True, True), lr=cfg.actor_lr)
-            self.critic_opt = torch.optim.Adam(self.loss.qvalue_network_params.values(True, True), lr=cfg.critic_lr)
-            self.target_updater = SoftUpdate(self.loss, tau=cfg.tau)
+            self.set_loss(KaleidoscopeMATD3Loss(self.actor, self.critic, target_reduction=cfg.target_reduction,
+                                                actor_reduction=cfg.actor_reduction, bounds=(low, high), policy_noise=cfg.policy_noise,
+                                                noise_clip=cfg.noise_clip, loss_function="l2"))
         self.actor_coef = AdaptiveCoefficient(cfg.actor_div_beta, cfg.div_window)
         self.critic_coef = AdaptiveCoefficient(cfg.critic_div_beta, cfg.div_window)
         self.schedule = ResetSchedule(cfg.reset_interval, cfg.total_env_steps)

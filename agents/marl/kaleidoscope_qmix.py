@@ -30,7 +30,7 @@ import torch
 from torchrl.envs import EnvBase, TransformedEnv
 
 from gymgen.agents.marl.collect import group_shape
-from gymgen.agents.marl.kaleidoscope import (DiversityRegularizer, ResetSchedule, kaleidoscope_factory, kaleidoscope_layers,
+from gymgen.agents.marl.kaleidoscope import (DiversityRegularizer, KaleidoscopeSettings, ResetSchedule, kaleidoscope_factory, kaleidoscope_layers,
                                              mask_stats, reset_dead_weights, unit_type_index)
 from gymgen.agents.marl.qmix import MIXER, QMIXConfig
 from gymgen.agents.marl.trainer import train_to_budget
@@ -40,21 +40,14 @@ MASKS = ("agent", "unit_type")
 
 
 @dataclass
-class KaleidoscopeQMIXConfig(QMIXConfig):
-    """QMIX settings plus Kaleidoscope's: ``masks`` (``"agent"`` or ``"unit_type"``), ``div_beta`` (the
-    adaptive coefficient's ratio; 0 disables the diversity loss), ``div_layer_weights`` (None: 1, 2, 4, ...),
-    ``weighted_masks`` (masks times ``|W|`` in the loss), ``div_window`` (updates averaged),
-    ``threshold_init_scale``/``threshold_init_bias`` (``s = -(scale U + bias)``), ``reset_interval`` (env
-    steps; 0 disables), ``reset_ratio``. ``post_rnn`` defaults to the paper's "1R3" net."""
+class KaleidoscopeQMIXConfig(QMIXConfig, KaleidoscopeSettings):
+    """QMIX settings plus Kaleidoscope's (``KaleidoscopeSettings``) and: ``masks`` (``"agent"`` or
+    ``"unit_type"``), ``div_beta`` (the adaptive coefficient's ratio; 0 disables the diversity loss).
+    ``post_rnn`` defaults to the paper's "1R3" net."""
 
     post_rnn: tuple[int, ...] = (64, 64)
     masks: str = "agent"
     div_beta: float = 0.5
-    div_layer_weights: tuple[float, ...] | None = None
-    weighted_masks: bool = True
-    div_window: int = 100
-    threshold_init_scale: float = 5.0
-    threshold_init_bias: float = 5.0
     reset_interval: int = 200_000
     reset_ratio: float = 0.1
 
@@ -62,14 +55,7 @@ class KaleidoscopeQMIXConfig(QMIXConfig):
         super().__post_init__()
         if self.masks not in MASKS:
             raise ValueError(f"masks must be one of {MASKS}, got {self.masks!r}")
-        if self.sharing == "none":
-            raise ValueError("Kaleidoscope shares one weight set between agents: sharing must be 'full' or 'full+id', got 'none'")
-        if not (0.0 <= self.reset_ratio <= 1.0):
-            raise ValueError(f"reset_ratio must lie in [0, 1], got {self.reset_ratio!r}")
-        if not isinstance(self.reset_interval, int) or self.reset_interval < 0:
-            raise ValueError(f"reset_interval must be an int >= 0, got {self.reset_interval!r}")
-        if self.div_layer_weights is not None:
-            self.div_layer_weights = tuple(float(w) for w in self.div_layer_weights)
+        self.check_kaleidoscope(self.sharing, ("div_beta",))
 
 
 def n_unit_types(env: EnvBase) -> int:
