@@ -3,7 +3,7 @@ recurrent agent net over a batch of episodes with ``KaleidoscopeLinear`` layers 
 per unit type through the general-index path) against the same net with full sharing (``SharedLinear``,
 plain ``nn.Linear``) and with no sharing (``GroupedLinear``), plus the diversity loss alone.
 
-Run: ``/work/tools/cpu-slot --exclusive .venv/bin/pytest tests/benchmarks/test_kaleidoscope.py --benchmark-enable``.
+Run: ``/work/tools/cpu-slot --exclusive .venv/bin/pytest tests/benchmarks/test_kaleidoscope_speed.py --benchmark-enable``.
 With benchmarks disabled (the default test run) every case runs once at a tiny size, as a smoke test.
 """
 
