@@ -28,8 +28,10 @@ from gymgen.agents.marl.trainer import Trainer, task_metrics
 METHODS = {"iql": "IQLConfig", "vdn": "VDNConfig", "qmix": "QMIXConfig", "mappo": "MAPPOConfig", "ippo": "IPPOConfig",
            "matd3": "MATD3Config"}
 _EXTRA_METHODS = {"mast": "MASTConfig"}  # agents/marl/mast.py builds on this class; its ids: mast.AGENT_IDS
+METHODS.update({"kaleidoscope_qmix": "KaleidoscopeQMIXConfig", "kaleidoscope_matd3": "KaleidoscopeMATD3Config"})  # issue 15
 _UNPREFIXED = ("win_rate", "landmark_distance")  # the task metrics suites rank on
 _HOOKS = {"make_linear", "target_operator", "return_estimator", "replay", "regularizers", "group_index"}
+_TUPLES = ("hidden", "post_rnn", "div_layer_weights")
 
 
 def _named(res: dict[str, float]) -> dict[str, float]:
@@ -45,7 +47,7 @@ def _config(method: str, config: dict[str, Any], seed: int) -> tuple[Any, Any]:
     if bad:
         raise KeyError(f"unknown config keys {bad} for marl.{method}; valid keys: {sorted(valid)}")
     kwargs = dict(config)
-    for k in ("hidden", "post_rnn"):
+    for k in _TUPLES:
         if k in kwargs:
             kwargs[k] = tuple(kwargs[k])
     return mod, cls(**{**kwargs, "seed": int(seed) % (2**31 - 1)})
@@ -84,6 +86,8 @@ class MARLLeaderboardAgent:
             raise ValueError(f"marl.{method} needs a multi-agent (PettingZoo parallel) env, got {env_spec['id']!r}")
         self.method = method
         mod, self.cfg = _config(method, config, seed)
+        if isinstance(getattr(budget, "total", None), int):  # issue 15: schedules that end with the run (Kaleidoscope resets)
+            self.cfg.total_env_steps = budget.total
         env, ev = build_envs(env_spec, self.cfg.n_envs, self.cfg.eval_episodes, self.cfg.device, self.cfg.seed)
         self.trainer: Trainer = mod.trainer(env, self.cfg, eval_env=ev)
         self.policy = self.trainer.policy
@@ -172,6 +176,7 @@ def _factory(method: str):
 
 make_iql, make_vdn, make_qmix = _factory("iql"), _factory("vdn"), _factory("qmix")
 make_mappo, make_ippo, make_matd3 = _factory("mappo"), _factory("ippo"), _factory("matd3")
+make_kaleidoscope_qmix, make_kaleidoscope_matd3 = _factory("kaleidoscope_qmix"), _factory("kaleidoscope_matd3")  # issue 15
 
 
 def make_random(env_spec: dict[str, Any], seed: int, budget: Any, config: dict[str, Any]) -> RandomMARLAgent:

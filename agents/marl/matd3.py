@@ -250,15 +250,9 @@ class MATD3Trainer(Trainer):
         actor, critic = build_networks(env, cfg, group)
         self.actor, self.critic = actor.to(self.device), critic.to(self.device)
         low, high = self.actor.module.low, self.actor.module.high
-        self.loss = MATD3Loss(self.actor, self.critic, n_critics=cfg.n_critics, target_reduction=cfg.target_reduction,
-                              actor_reduction=cfg.actor_reduction, bounds=(low, high),
-                              policy_noise=cfg.policy_noise, noise_clip=cfg.noise_clip, loss_function="l2")
-        self.loss.set_keys(action=(group, "action"), reward="reward", done="done", terminated="terminated",
-                           state_action_value="state_action_value")
-        self.loss.make_value_estimator(gamma=cfg.gamma)
-        self.actor_opt = torch.optim.Adam(self.loss.actor_network_params.values(True, True), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.loss.qvalue_network_params.values(True, True), lr=cfg.critic_lr)
-        self.target_updater = SoftUpdate(self.loss, tau=cfg.tau)
+        self.set_loss(MATD3Loss(self.actor, self.critic, n_critics=cfg.n_critics, target_reduction=cfg.target_reduction,
+                                actor_reduction=cfg.actor_reduction, bounds=(low, high),
+                                policy_noise=cfg.policy_noise, noise_clip=cfg.noise_clip, loss_function="l2"))
         self.explorer = ExploringActor(self.actor, low, high, cfg.exploration_noise, group).to(self.device)
         self.explorer.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.replay = ReplayBuffer(storage=LazyTensorStorage(cfg.buffer_size, device=self.device), sampler=RandomSampler())
@@ -269,6 +263,18 @@ class MATD3Trainer(Trainer):
         self._owed = 0.0
         self.returns = EpisodeReturns(group, keep=50)
         self.last_losses: dict[str, float] = {}
+
+    def set_loss(self, loss: MATD3Loss) -> None:
+        """Install ``loss`` (multi-agent keys, value estimator) with fresh optimisers and soft target updates
+        (also the hook through which a subclass swaps the critic, e.g. Kaleidoscope's ensemble)."""
+        cfg = self.cfg
+        loss.set_keys(action=(self.group, "action"), reward="reward", done="done", terminated="terminated",
+                      state_action_value="state_action_value")
+        loss.make_value_estimator(gamma=cfg.gamma)
+        self.loss = loss
+        self.actor_opt = torch.optim.Adam(loss.actor_network_params.values(True, True), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(loss.qvalue_network_params.values(True, True), lr=cfg.critic_lr)
+        self.target_updater = SoftUpdate(loss, tau=cfg.tau)
 
     def _start(self) -> None:
         self._make_collector(self.explorer, self.env.batch_size[0] * self.cfg.collect_steps, auto_register_policy_transforms=False)

@@ -52,7 +52,8 @@ def _modules() -> dict[str, tuple[Any, type]]:
 
     return {"iql": (iql, iql.IQLConfig), "vdn": (vdn, vdn.VDNConfig), "qmix": (qmix, qmix.QMIXConfig),
             "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config),
-            **_mast_modules()}
+            **_mast_modules(),
+            **_kaleidoscope_modules()}
 
 
 def _mast_modules() -> dict[str, tuple[Any, Any]]:
@@ -60,6 +61,12 @@ def _mast_modules() -> dict[str, tuple[Any, Any]]:
     from gymgen.agents.marl import mast
 
     return {name: (mast, mast.variant_config(name)) for name in (*mast.VARIANTS, *mast.ABLATIONS)}
+
+
+def _kaleidoscope_modules() -> dict[str, tuple[Any, type]]:  # issue 15
+    from gymgen.agents.marl import kaleidoscope_matd3 as km, kaleidoscope_qmix as kq
+
+    return {"kaleidoscope_qmix": (kq, kq.KaleidoscopeQMIXConfig), "kaleidoscope_matd3": (km, km.KaleidoscopeMATD3Config)}
 
 
 def _write(out: Path, record: dict[str, Any]) -> None:
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.cmd == "run":
         cfg = json.loads(a.config)
-        for k in ("hidden", "post_rnn"):
+        for k in ("hidden", "post_rnn", "div_layer_weights"):
             if k in cfg:
                 cfg[k] = tuple(cfg[k])
         run(a.method, a.env, a.seed, a.steps, a.eval_every, cfg, a.out, json.loads(a.env_kwargs))
