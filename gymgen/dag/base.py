@@ -15,6 +15,9 @@ from typing import Any, Literal
 import torch
 from gymnasium import spaces
 
+from tensordict import TensorDict
+from torchrl.data import Unbounded
+
 from gymgen.core.batched import BatchedEnv, InvalidActionError, Obs, StepResult
 
 InvalidActionPolicy = Literal["raise", "terminate", "ignore"]
@@ -38,6 +41,10 @@ class DAGEnv(BatchedEnv):
     auto_exit: bool = False
     #: forward masks are lists of allowed actions; states are integer vectors
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    #: attributes that define the DAG and its reward; read-only once the env is built, because the
+    #: exact enumeration (``log_partition``, ``true_distribution``), reward tables and caches are
+    #: computed from them (subclasses extend the tuple)
+    _read_only_params: tuple[str, ...] = ("reward_exponent", "n_actions", "state_high", "max_trajectory_length", "auto_exit")
 
     def __init__(
         self,
@@ -55,6 +62,15 @@ class DAGEnv(BatchedEnv):
         self.invalid_action = invalid_action
         self.reward_exponent = float(reward_exponent)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._read_only_params and self.__dict__.get("_params_frozen", False):
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is read-only after construction: the exact enumeration "
+                f"(log_partition, true_distribution), reward tables and caches were computed from it. "
+                f"Make a new env instead, e.g. gymgen.make_batched(env_id, {name}={value!r})."
+            )
+        super().__setattr__(name, value)
+
     def _finish_dag_init(self) -> None:
         """Build spaces and state buffers; call at the end of a subclass ``__init__``."""
         self.s0 = self.s0.to(self.device)
@@ -67,9 +83,9 @@ class DAGEnv(BatchedEnv):
             }
         )
         self.single_action_space = spaces.Discrete(self.n_actions)
-        self.states = self.s0.expand(self.num_envs, d).clone()
-        self.finished = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._init_step_cache()
         self._finish_init()
+        self._params_frozen = True
 
     # ---- the stateless DAG API each env implements --------------------------------------------
     @property
@@ -158,70 +174,158 @@ class DAGEnv(BatchedEnv):
         return self.enumeration.log_partition()
 
     # ---- stateful env (BatchedEnv tensor API) -------------------------------------------------
+    # Hot path, written for few tensor ops per step (at batch 1 each op costs microseconds):
+    # ``self.states`` / ``self.finished`` are replaced, never written in place, and the masks of
+    # the current states are cached (``_fmask`` already False on finished rows), so a step checks
+    # legality against the cache, advances with ``_advance`` (one scatter on HyperGrid) and computes
+    # the new states' masks once. Observations hand out clones, so callers cannot corrupt the cache.
+    # ``tests/benchmarks/test_hypergrid_step.py`` measures it against torchgfn's step.
+
+    def _init_step_cache(self) -> None:
+        """Masks of ``s0`` repeated over the batch (reset hands them out without recomputing)."""
+        s0 = self.s0.unsqueeze(0)
+        n = self.num_envs
+        self._s0_rows = self.s0.expand(n, -1).clone()
+        self._fmask0 = self.forward_masks(s0).expand(n, -1).clone()
+        self._bmask0 = self.backward_masks(s0).expand(n, -1).clone()
+        self._no_rows = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self.states, self.finished = self._s0_rows, self._no_rows
+        self._fmask, self._bmask = self._fmask0, self._bmask0
+
     def _observe(self) -> Obs:
-        fm = self.forward_masks(self.states)
-        bm = self.backward_masks(self.states)
-        fm = fm & ~self.finished.unsqueeze(-1)
-        return {"state": self.states.clone(), "action_mask": fm, "backward_mask": bm}
+        return {"state": self.states.clone(), "action_mask": self._fmask.clone(), "backward_mask": self._bmask.clone()}
+
+    def _set_states(self, states: torch.Tensor, finished: torch.Tensor) -> None:
+        """Install new current states (never modified in place afterwards) and cache their masks."""
+        self.states, self.finished = states, finished
+        self._fmask = self.forward_masks(states) & ~finished.unsqueeze(-1)
+        self._bmask = self.backward_masks(states)
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:
         if mask is None:
-            self.states = self.s0.expand(self.num_envs, -1).clone()
-            self.finished.zero_()
+            self.states, self.finished = self._s0_rows, self._no_rows
+            self._fmask, self._bmask = self._fmask0, self._bmask0
         else:
-            mask = mask.to(self.device)
-            self.states[mask] = self.s0
-            self.finished[mask] = False
+            m = mask.to(self.device).reshape(self.num_envs).bool()
+            col = m.unsqueeze(-1)
+            self.states = torch.where(col, self._s0_rows, self.states)
+            self.finished = self.finished & ~m
+            self._fmask = torch.where(col, self._fmask0, self._fmask)
+            self._bmask = torch.where(col, self._bmask0, self._bmask)
         return self._observe()
 
     def action_masks(self) -> Any:
         """Legal actions of the current states as numpy bools (row 0 for a batch-1 env); for MaskablePPO."""
-        m = self._observe()["action_mask"].cpu().numpy()
+        m = self._fmask.cpu().numpy().copy()
         return m[0] if self.num_envs == 1 else m
 
-    def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
-        action = action.to(self.device).reshape(self.num_envs).long()
-        act = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if active is None else active.to(self.device)
-        if bool((self.finished & act).any()):
-            rows = torch.nonzero(self.finished & act).flatten().tolist()
-            raise RuntimeError(f"step() called on finished episode(s) in rows {rows[:8]}; call reset() first")
-        masks = self.forward_masks(self.states)
-        in_range = (action >= 0) & (action < self.n_actions)
-        legal = in_range & masks.gather(1, action.clamp(0, self.n_actions - 1).unsqueeze(1)).squeeze(1)
-        illegal = act & ~legal
-        if bool(illegal.any()) and self.invalid_action == "raise":
-            i = int(torch.nonzero(illegal)[0])
-            allowed = torch.nonzero(masks[i]).flatten().tolist()
-            raise InvalidActionError(
-                f"action {int(action[i])} is not legal in state {self.states[i].tolist()} (row {i}); "
-                f"legal actions: {allowed} (exit = {self.exit_action}). Pass invalid_action='terminate' or "
-                f"'ignore' to let agents that cannot mask run anyway."
-            )
-        moving = act & legal & (action != self.exit_action)
-        exiting = act & legal & (action == self.exit_action)
-        if bool(moving.any()):
-            new = self.forward_step(self.states[moving], action[moving])
-            self.states[moving] = new
-        if self.auto_exit:
-            only_exit = self.forward_masks(self.states)[:, :-1].sum(-1) == 0
-            exiting = exiting | (moving & only_exit)
-        terminated = exiting.clone()
-        reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
+    def _advance(self, states: torch.Tensor, actions: torch.Tensor, moving: torch.Tensor | None) -> torch.Tensor:
+        """``states`` with ``forward_step`` applied to the rows in ``moving`` (a new tensor);
+        ``moving=None`` means every row's action is legal and the non-exit rows move.
+
+        Envs whose step is safe on every row override this without the row selection (HyperGrid)."""
+        if moving is None:
+            moving = actions != self.n_actions - 1
+        if not bool(moving.any()):
+            return states
+        rows = torch.nonzero(moving).squeeze(1)
+        return states.index_put((rows,), self.forward_step(states[rows], actions[rows]))
+
+    def _exit_log_rewards(self, exiting: torch.Tensor) -> torch.Tensor:
+        """``beta * log R`` of the current states on the ``exiting`` rows, ``-inf`` elsewhere (``(N,)``)."""
         log_r = torch.full((self.num_envs,), float("-inf"), device=self.device)
         if bool(exiting.any()):
             log_r[exiting] = self._exit_log_reward(exiting).float()
-            reward[exiting] = log_r[exiting].exp()
-        if self.invalid_action == "terminate":
-            terminated = terminated | illegal
-        self.finished = self.finished | terminated
+        return log_r
+
+    def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
+        a = action.to(self.device).reshape(self.num_envs)
+        if a.dtype != torch.int64:
+            a = a.long()
+        A = self.n_actions
+        idx = a.clamp(0, A - 1)
+        legal = self._fmask.gather(1, idx.unsqueeze(1)).squeeze(1) & (idx == a)
+        act = None if active is None else active.to(self.device).reshape(self.num_envs).bool()
+        ok = legal if act is None else legal | ~act
+        if bool(ok.all()):  # fast path: every stepped row takes a legal action
+            illegal = torch.zeros_like(legal)
+            if act is None:
+                exiting = a == A - 1
+                states = self._advance(self.states, a, None)
+            else:
+                exiting = act & (a == A - 1)
+                states = self._advance(self.states, a, act & ~exiting)
+        else:
+            illegal = self._check_illegal(a, legal, act)
+            stepped = legal if act is None else legal & act
+            exiting = stepped & (a == A - 1)
+            states = self._advance(self.states, a, stepped & ~exiting)
+        fmask = self.forward_masks(states)
+        if self.auto_exit:
+            moved = (states != self.states).any(-1)
+            exiting = exiting | (moved & ~fmask[:, :-1].any(-1))
+        terminated = exiting | illegal if self.invalid_action == "terminate" else exiting
+        finished = self.finished | terminated
+        self.states, self.finished = states, finished
+        self._fmask = fmask & ~finished.unsqueeze(-1)
+        self._bmask = self.backward_masks(states)
+        log_r = self._exit_log_rewards(exiting)
         info = {"log_reward": log_r, "invalid_action": illegal}
-        truncated = torch.zeros_like(terminated)
-        return self._observe(), reward, terminated, truncated, info
+        return self._observe(), log_r.exp(), terminated, torch.zeros_like(terminated), info
+
+    def _check_illegal(self, a: torch.Tensor, legal: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
+        """The slow path of ``step_tensors``: raise for finished rows and (``invalid_action="raise"``)
+        illegal actions; otherwise return the bool rows whose action is illegal."""
+        stepped = torch.ones_like(legal) if act is None else act
+        if bool((self.finished & stepped).any()):
+            rows = torch.nonzero(self.finished & stepped).flatten().tolist()
+            raise RuntimeError(f"step() called on finished episode(s) in rows {rows[:8]}; call reset() first")
+        illegal = stepped & ~legal
+        if self.invalid_action == "raise":
+            i = int(torch.nonzero(illegal)[0])
+            allowed = torch.nonzero(self._fmask[i]).flatten().tolist()
+            raise InvalidActionError(
+                f"action {int(a[i])} is not legal in state {self.states[i].tolist()} (row {i}); "
+                f"legal actions: {allowed} (exit = {self.exit_action}). Pass invalid_action='terminate' or "
+                f"'ignore' to let agents that cannot mask run anyway."
+            )
+        return illegal
 
     def _exit_log_reward(self, rows: torch.Tensor) -> torch.Tensor:
         """``log_reward`` of the current states in ``rows`` (bool mask) that exit now; goal-conditioned
         envs override it to score each row against its own goal."""
         return self.log_reward(self.states[rows])
+
+    # ---- TorchRL view: partial steps and the log-reward entry ---------------------------------
+    def _finish_init(self) -> None:
+        super()._finish_init()
+        # ``log_reward`` (beta * log R on the step that ends an episode, -inf elsewhere) rides along
+        # in TorchRL tensordicts: GFlowNet losses need log R exactly, R itself can underflow.
+        self.observation_spec["log_reward"] = Unbounded(shape=self.batch_size, dtype=torch.float32, device=self.device)
+
+    def _reset(self, tensordict: TensorDict | None = None, **kwargs: Any) -> TensorDict:
+        out = super()._reset(tensordict, **kwargs)
+        out.set("log_reward", torch.full(self.batch_size, float("-inf"), device=self.device))
+        return out
+
+    def _step(self, tensordict: TensorDict) -> TensorDict:
+        # ``_step`` (rows to advance) is what TorchRL's rollout(break_when_all_done=True) sends
+        # once some rows are done; those rows must not be stepped again.
+        active = tensordict.get("_step", None)
+        obs, reward, terminated, truncated, info = self.step_tensors(tensordict.get("action"), active)
+        self._sync_action_mask(obs)
+        done = terminated | truncated
+        return TensorDict(
+            {
+                **obs,
+                "log_reward": info["log_reward"],
+                "reward": reward.unsqueeze(-1),
+                "done": done.unsqueeze(-1),
+                "terminated": terminated.unsqueeze(-1),
+                "truncated": truncated.unsqueeze(-1),
+            },
+            batch_size=self.batch_size, device=self.device,
+        )
 
     def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
         if mode != "ansi":

@@ -47,6 +47,8 @@ class BitWords(DAGEnv):
     ``BitSequence`` for the action layout.
     """
 
+    _read_only_params = DAGEnv._read_only_params + ("n", "k", "order", "n_words", "word_values")
+
     def _init_words(self, n: int, k: int, order: str) -> None:
         """Validate ``n, k, order`` and set the word layout, actions and ``s0``."""
         if not isinstance(k, int) or not 1 <= k <= 16:
@@ -178,6 +180,8 @@ class BitSequence(BitWords):
     entropy-regularized RL" (AISTATS 2024, non-autoregressive variant). Used by QGFN (and, goal-
     conditioned, RBS: ``gymgen/GCBitSequence-v0``).
     """
+
+    _read_only_params = BitWords._read_only_params + ("n_modes", "mode_seed", "reward_form", "modes")
 
     def __init__(
         self,

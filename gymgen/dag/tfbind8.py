@@ -115,6 +115,8 @@ class TFBind8(DAGEnv):
     seed papers RPE and RBS.
     """
 
+    _read_only_params = DAGEnv._read_only_params + ("order", "reward_kind", "reward_floor")
+
     def __init__(
         self,
         order: Order = "append",

@@ -23,6 +23,8 @@ class MolDAGEnv(DAGEnv):
     ``reward`` (``"seh"``, ``"qed"``, ``"sa"``); a state RDKit cannot sanitise gets ``min_reward``.
     """
 
+    _read_only_params = DAGEnv._read_only_params + ("reward_name", "min_reward")
+
     def __init__(
         self,
         *,
