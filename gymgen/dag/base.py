@@ -149,6 +149,18 @@ class DAGEnv(BatchedEnv):
             par[ok] = self.backward_step(rep[ok], acts[ok])
         return par.reshape(n, a, -1), torch.arange(a, device=states.device), valid
 
+    # ---- modes (what "modes found" counts) ---------------------------------------------------
+    def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
+        """Bool ``(N,)``: which terminal ``states`` count as modes (high-reward objects). Every DAG env
+        defines it (HyperGrid: top-reward cells; TFBind8: top-328 8-mers; BitSequence: within
+        ``mode_delta`` of a reference mode; molecules: flat reward >= ``mode_reward_threshold``)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no modes")
+
+    def mode_keys(self, states: torch.Tensor) -> list[Any]:
+        """One hashable identity per mode state (``states`` already pass ``mode_mask``); "modes found"
+        counts distinct identities. Default: the state itself."""
+        return [tuple(row) for row in states.tolist()]
+
     # ---- enumeration (exact metrics) -----------------------------------------------------------
     @cached_property
     def enumeration(self) -> Any:
@@ -177,7 +189,7 @@ class DAGEnv(BatchedEnv):
     # Hot path, written for few tensor ops per step (at batch 1 each op costs microseconds):
     # ``self.states`` / ``self.finished`` are replaced, never written in place, and the masks of
     # the current states are cached (``_fmask`` already False on finished rows), so a step checks
-    # legality against the cache, advances with ``_advance`` (one scatter on HyperGrid) and computes
+    # legality against the cache, advances with ``advance`` (one table lookup on HyperGrid) and computes
     # the new states' masks once. Observations hand out clones, so callers cannot corrupt the cache.
     # ``tests/benchmarks/test_hypergrid_step.py`` measures it against torchgfn's step.
 
@@ -219,11 +231,12 @@ class DAGEnv(BatchedEnv):
         m = self._fmask.cpu().numpy().copy()
         return m[0] if self.num_envs == 1 else m
 
-    def _advance(self, states: torch.Tensor, actions: torch.Tensor, moving: torch.Tensor | None) -> torch.Tensor:
-        """``states`` with ``forward_step`` applied to the rows in ``moving`` (a new tensor);
-        ``moving=None`` means every row's action is legal and the non-exit rows move.
+    def advance(self, states: torch.Tensor, actions: torch.Tensor, moving: torch.Tensor | None) -> torch.Tensor:
+        """``states`` with ``forward_step`` applied to the rows in ``moving`` (a new tensor; the other rows
+        are unchanged and their action is not used); ``moving=None`` means every non-exit row moves.
 
-        Envs whose step is safe on every row override this without the row selection (HyperGrid)."""
+        Part of the stateless API (samplers step a batch where some rows exit). Envs whose step is
+        safe on every row override it without the row selection (HyperGrid)."""
         if moving is None:
             moving = actions != self.n_actions - 1
         if not bool(moving.any()):
@@ -251,15 +264,15 @@ class DAGEnv(BatchedEnv):
             illegal = torch.zeros_like(legal)
             if act is None:
                 exiting = a == A - 1
-                states = self._advance(self.states, a, None)
+                states = self.advance(self.states, a, None)
             else:
                 exiting = act & (a == A - 1)
-                states = self._advance(self.states, a, act & ~exiting)
+                states = self.advance(self.states, a, act & ~exiting)
         else:
             illegal = self._check_illegal(a, legal, act)
             stepped = legal if act is None else legal & act
             exiting = stepped & (a == A - 1)
-            states = self._advance(self.states, a, stepped & ~exiting)
+            states = self.advance(self.states, a, stepped & ~exiting)
         fmask = self.forward_masks(states)
         if self.auto_exit:
             moved = (states != self.states).any(-1)

@@ -220,6 +220,22 @@ class BitSequence(BitWords):
         """The modes as word states ``(n_modes, L)``."""
         return self.from_bits(self.modes)
 
+    #: Hamming radius within which a sample counts as having found a reference mode (``mode_mask``);
+    #: ``None`` = the TB paper's 28 bits for n = 120, scaled to ``n`` (``28 * n // 120``)
+    mode_delta: int | None = None
+
+    def _mode_delta(self) -> int:
+        return self.n * 28 // 120 if self.mode_delta is None else int(self.mode_delta)
+
+    def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
+        """True where a complete state lies within ``mode_delta`` bits of a reference mode."""
+        return self.min_hamming(states) <= self._mode_delta()
+
+    def mode_keys(self, states: torch.Tensor) -> list[int]:
+        """The index of the nearest reference mode: "modes found" counts reference modes reached, as in
+        the TB paper (``modes_found_within(samples, modes, mode_delta)``)."""
+        return hamming_to_set(self.to_bits(states), self.modes).argmin(-1).tolist()
+
     def modes_found(self, states: torch.Tensor, delta: int = 0) -> int:
         """Number of modes with at least one of ``states`` within Hamming distance ``delta``."""
         return modes_found_within(self.to_bits(states), self.modes, delta)

@@ -128,7 +128,7 @@ class HyperGrid(DAGEnv):
             self._unit_rows_table = rows
         return rows
 
-    def _advance(self, states: torch.Tensor, actions: torch.Tensor, moving: torch.Tensor | None) -> torch.Tensor:
+    def advance(self, states: torch.Tensor, actions: torch.Tensor, moving: torch.Tensor | None) -> torch.Tensor:
         # safe on every row: the exit row of the table is zero, so non-moving rows add nothing
         if moving is not None:
             actions = torch.where(moving, actions, self.dim)

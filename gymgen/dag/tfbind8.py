@@ -227,6 +227,9 @@ class TFBind8(DAGEnv):
         """True where ``y >= mode_threshold`` (by default the top-328, 0.5 %, sequences by ``y``)."""
         return self.score_states(states) >= self.mode_threshold
 
+    def mode_keys(self, states: torch.Tensor) -> list[int]:
+        return (states.long() * self._weights).sum(-1).tolist()
+
     def modes_found(self, states: torch.Tensor) -> int:
         """Number of distinct modes among complete ``states`` (e.g. all samples so far)."""
         modes = states[self.mode_mask(states)]
