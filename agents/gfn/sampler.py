@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 
 from gymgen.agents.gfn.modules import sample_categorical
 
@@ -67,6 +67,24 @@ def trajectory_tensordict(
         data[condition_key] = condition.unsqueeze(1).expand(n, T, condition.shape[-1])
         data["next"][condition_key] = data[condition_key]
     return TensorDict(data, batch_size=[n, T], device=dev)
+
+
+def complete_trajectories(batch: TensorDictBase, s0: torch.Tensor) -> TensorDictBase:
+    """The trajectories of a ``torchrl.collectors.Collector`` batch that start at ``s0`` and end inside it.
+
+    A collector batch ``[n_envs, frames]`` runs across episode boundaries (auto-reset) and cuts the
+    first and last trajectory of every env; GFlowNet losses need whole ones. The batch is split with
+    ``torchrl.collectors.utils.split_trajectories`` (padding marked by ``("collector", "mask")``, which
+    the losses honour) and only trajectories that start at ``s0`` and contain their end are kept.
+    """
+    from torchrl.collectors.utils import split_trajectories
+
+    if ("collector", "mask") not in batch.keys(True):
+        batch = split_trajectories(batch)
+    mask = batch.get(("collector", "mask")).reshape(batch.batch_size)
+    done = batch.get(("next", "done")).reshape(batch.batch_size) & mask
+    keep = done.any(1) & (batch.get("state")[:, 0] == s0.to(batch.device)).all(-1)
+    return batch[keep]
 
 
 def set_log_reward(td: TensorDict, log_reward: torch.Tensor) -> TensorDict:

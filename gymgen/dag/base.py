@@ -239,8 +239,11 @@ class DAGEnv(BatchedEnv):
         safe on every row override it without the row selection (HyperGrid)."""
         if moving is None:
             moving = actions != self.n_actions - 1
-        if not bool(moving.any()):
+        n_moving = int(moving.sum())
+        if n_moving == 0:
             return states
+        if n_moving == moving.numel():
+            return self.forward_step(states, actions)
         rows = torch.nonzero(moving).squeeze(1)
         return states.index_put((rows,), self.forward_step(states[rows], actions[rows]))
 

@@ -100,3 +100,14 @@ def test_device_check_compares_devices_not_strings(method, env_device, cfg_devic
     cfg = getattr(mod, METHODS[method])(n_iterations=2, batch_size=8, hidden=16, device=cfg_device)
     pol = mod.train(env, cfg)
     assert pol.counters.gradient_steps == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_agent_trains_on_cuda(method):
+    """Item 17 on a GPU: device="cuda" (the env's device becomes cuda:0) trains a few iterations."""
+    mod = importlib.import_module(f"gymgen.agents.gfn.{method}")
+    env_id, kw = ("gymgen/GCHyperGrid-v0", {"height": 8}) if method == "rbs" else ("gymgen/HyperGrid-v0", {"ndim": 3, "height": 8})
+    env = gymgen.make_batched(env_id, batch_size=1, device="cuda", **kw)
+    pol = mod.train(env, getattr(mod, METHODS[method])(n_iterations=3, batch_size=64, device="cuda"))
+    assert pol.counters.gradient_steps == 3 and all(p.device.type == "cuda" for p in pol.model.parameters())
