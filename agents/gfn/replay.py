@@ -25,11 +25,13 @@ Sampling uses the generator passed in, so a seeded run replays the same trajecto
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from torchrl.data import LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
+from torchrl._utils import logger as torchrl_logger
 from torchrl.data.replay_buffers.writers import Writer
 
 REPLAY_KINDS = ("none", "uniform", "prioritized")
@@ -123,6 +125,15 @@ class TopRewardWriter(Writer):
 
 class DensePrioritizedSampler(PrioritizedSampler):
     """``torchrl.data.PrioritizedSampler`` on dense priority vectors (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # the parent warns that the C++ extension is missing, which this class does not need
+        level = torchrl_logger.level
+        torchrl_logger.setLevel(logging.ERROR)
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            torchrl_logger.setLevel(level)
 
     def _init(self) -> None:
         self._sum_tree = _DenseTree(self._max_capacity, "sum")

@@ -207,11 +207,15 @@ class DAGEnv(BatchedEnv):
     def _observe(self) -> Obs:
         return {"state": self.states.clone(), "action_mask": self._fmask.clone(), "backward_mask": self._bmask.clone()}
 
-    def _set_states(self, states: torch.Tensor, finished: torch.Tensor) -> None:
-        """Install new current states (never modified in place afterwards) and cache their masks."""
-        self.states, self.finished = states, finished
-        self._fmask = self.forward_masks(states) & ~finished.unsqueeze(-1)
-        self._bmask = self.backward_masks(states)
+    @staticmethod
+    def _without_finished(fmask: torch.Tensor, finished: torch.Tensor) -> torch.Tensor:
+        """``fmask`` with the rows of finished episodes cleared (no legal action after the end).
+
+        Clears only those rows: a broadcast ``fmask & ~finished[:, None]`` over every row costs ~0.1 ms
+        per step at batch 256 with 241 actions on CPU, and most steps have no finished row."""
+        if not bool(finished.any()):
+            return fmask
+        return fmask.index_fill(0, torch.nonzero(finished).squeeze(1), False)
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:
         if mask is None:
@@ -283,7 +287,7 @@ class DAGEnv(BatchedEnv):
         terminated = exiting | illegal if self.invalid_action == "terminate" else exiting
         finished = self.finished | terminated
         self.states, self.finished = states, finished
-        self._fmask = fmask & ~finished.unsqueeze(-1)
+        self._fmask = self._without_finished(fmask, finished)
         self._bmask = self.backward_masks(states)
         log_r = self._exit_log_rewards(exiting)
         info = {"log_reward": log_r, "invalid_action": illegal}

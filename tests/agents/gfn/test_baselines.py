@@ -132,3 +132,23 @@ def test_trajectory_tensordict_pads_with_copies_of_the_last_step():
     td = trajectory_tensordict(env, states, torch.tensor([[1, 2, 0]]), torch.ones(1, 3, 3, dtype=torch.bool), torch.zeros(1, 3), torch.tensor([2]), torch.tensor([0.5]))
     assert td.batch_size == (1, 2) and td["action"].tolist() == [[1, 2]]
     assert td["next", "done"].squeeze(-1).tolist() == [[False, True]]
+
+
+def test_network_runs_once_per_distinct_state_with_the_same_outputs_and_gradients():
+    from gymgen.agents.gfn import nets
+
+    model = nets.GFNModel(2, 4, 3, hidden=16)
+    states = torch.randint(-1, 4, (200, 2))
+    d = model.rows.distinct(states)
+    assert d is not None and d[0].numel() <= 25  # at most 5 x 5 distinct states
+    out = model(states)
+    grads = torch.autograd.grad(sum(o.square().sum() for o in out), list(model.parameters()))
+    old = nets.DEDUPE_MIN_ROWS
+    nets.DEDUPE_MIN_ROWS = 10**9
+    try:
+        ref = model(states)
+        ref_grads = torch.autograd.grad(sum(o.square().sum() for o in ref), list(model.parameters()))
+    finally:
+        nets.DEDUPE_MIN_ROWS = old
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out, ref))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, ref_grads))
