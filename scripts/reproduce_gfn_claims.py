@@ -90,6 +90,12 @@ def claim_flows(seeds, iters=200):
         "rpe_exit_head": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, exit_reward="head")),
         "rpe_exit_head_semi_gradient": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, exit_reward="head", semi_gradient=True)),
         "rpe_semi_gradient": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, semi_gradient=True)),
+        # learning-rate sensitivity (same budget) and TB at RPE's reward-evaluation budget (~8.8 calls per trajectory)
+        "tb_lr3e-3": lambda s: tb.train(grid(**env_kw), tb.TBConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3)),
+        "db_lr3e-3": lambda s: db.train(grid(**env_kw), db.DBConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3)),
+        "rpe_lr3e-3": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3)),
+        "rpe_exit_head_lr3e-3": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3, exit_reward="head")),
+        "tb_at_rpe_reward_budget": lambda s: tb.train(grid(**env_kw), tb.TBConfig(n_iterations=int(iters * 8.8), batch_size=64, seed=s)),
     }
     return "tv_exact", env_kw, {"trajectories": iters * 64}, runs
 
