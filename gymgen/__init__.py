@@ -16,6 +16,7 @@ from gymgen.registry import (
     parallel_env,
     register_all,
 )
+from gymgen.threads import set_worker_threads
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,5 @@ __all__ = [
     "make_batched",
     "make_vec",
     "parallel_env",
+    "set_worker_threads",
 ]

@@ -89,6 +89,32 @@ _AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
 _MAMUJOCO = "gymgen.marl.mamujoco"
 _SPREAD = "gymgen.marl.spread"
+_CONTROL = "gymgen.control.env"
+_CONTROL_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
+_FLIP = [{"forward_reward_weight": 1.0}, {"forward_reward_weight": -1.0}]
+_CONTROL_VARIANTS = (  # (name, kwargs, description); suites shorten shift_every for CPU-sized runs
+    *((task, {"task": task}, f"Gymnasium MuJoCo {task}-v5 (float32 obs, checked actions), stationary.")
+      for task in _CONTROL_TASKS),
+    ("HalfCheetah-RewardFlip", {"task": "HalfCheetah", "phases": _FLIP, "shift_every": 100_000},
+     "HalfCheetah whose forward reward weight flips +1/-1 (run forward, then backward) every 100k steps."),
+    ("Walker2d-RewardFlip", {"task": "Walker2d", "phases": _FLIP, "shift_every": 100_000},
+     "Walker2d whose forward reward weight flips +1/-1 every 100k steps (healthy bonus kept)."),
+    ("HalfCheetah-Friction", {"task": "HalfCheetah", "shift_every": 100_000,
+                              "phases": [{"friction": f} for f in (1.0, 0.25, 2.0, 0.5)]},
+     "HalfCheetah whose sliding friction cycles x1, x0.25, x2, x0.5 every 100k steps."),
+    ("Ant-Friction", {"task": "Ant", "shift_every": 2_000_000,
+                      "phases": [{"friction": f} for f in (1.0, 0.1, 2.0, 0.5)]},
+     "Slippery Ant (Dohare et al. 2024): Ant's friction cycles x1, x0.1, x2, x0.5 every 2M steps."),
+    ("Hopper-Gravity", {"task": "Hopper", "shift_every": 100_000,
+                        "phases": [{"gravity": g} for g in (1.0, 0.5, 1.5)]},
+     "Hopper whose gravity cycles x1, x0.5, x1.5 every 100k steps."),
+    ("Walker2d-Mass", {"task": "Walker2d", "shift_every": 100_000,
+                       "phases": [{"mass": m} for m in (1.0, 2.0, 0.5)]},
+     "Walker2d whose body masses and inertias cycle x1, x2, x0.5 every 100k steps."),
+    ("TaskCycle", {"task": "HalfCheetah", "shift_every": 1_000_000,
+                   "phases": [{"task": t} for t in ("HalfCheetah", "Hopper", "Walker2d", "Ant")]},
+     "NE-style continual cycle HalfCheetah > Hopper > Walker2d > Ant (1M steps each); padded obs + one-hot task id."),
+)
 _MAMUJOCO_TASKS = (
     ("HalfCheetah", "2x3"), ("Ant", "4x2"), ("Hopper", "3x1"), ("Walker2d", "2x3"), ("Walker2d", "6x1"),
     ("ManySegmentSwimmer", "10x2"),
@@ -299,6 +325,37 @@ ENVS: tuple[EnvEntry, ...] = (
         for scenario, conf in _MAMUJOCO_TASKS
     ),
     # ---- marl: end -----------------------------------------------------------------------------
+    # ---- control: MuJoCo v5 robots with non-stationary schedules (NE; helper ne) ---------------
+    *(
+        EnvEntry(
+            id=f"gymgen/MuJoCo-{name}-v0",
+            family="control",
+            api="gymnasium",
+            entry_point=f"{_CONTROL}:ControlEnv",
+            batched_entry_point=f"{_CONTROL}:ControlBatched",
+            vector_entry_point=f"{_CONTROL}:ControlVectorEnv",
+            kwargs=kwargs,
+            papers=("NE",),
+            description=desc,
+            max_episode_steps=1000,
+            extra="control",
+        )
+        for name, kwargs, desc in _CONTROL_VARIANTS
+    ),
+    *(
+        EnvEntry(
+            id=f"gymgen/DMC-{domain}-{task}-v0",
+            family="control",
+            api="gymnasium",
+            entry_point="gymgen.control.dmc:DMCEnv",
+            kwargs={"domain": domain, "task": task},
+            papers=("NE",),
+            description=f"DeepMind Control {domain}-{task}, state-based, flat float32 obs (dm-control 1.0.28 via shimmy).",
+            extra="dmc",
+        )
+        for domain, task in (("cheetah", "run"), ("walker", "walk"), ("hopper", "hop"), ("humanoid", "run"))
+    ),
+    # ---- control: end --------------------------------------------------------------------------
     # ---- worldsim: learned world simulators ----------------------------------------------------
     *(
         EnvEntry(
@@ -321,6 +378,25 @@ ENVS: tuple[EnvEntry, ...] = (
         )
     ),
     # ---- worldsim: end -------------------------------------------------------------------------
+    # ---- video: Meta-World with rendered image observations (VPDD) ------------------------------
+    *(
+        EnvEntry(
+            id=f"gymgen/MetaWorld-{task[:-3]}-v0",
+            family="video",
+            api="gymnasium",
+            entry_point="gymgen.video.env:MetaWorldVideoEnv",
+            kwargs={"task": task, "camera": "corner", "size": 64},
+            papers=("VPDD",),
+            description=f"Meta-World {task} (MT10) with 64x64 RGB frames rendered on CPU + proprioception; info['success'].",
+            max_episode_steps=200,
+            extra="video",
+        )
+        for task in (
+            "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
+            "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3",
+        )
+    ),
+    # ---- video: end -----------------------------------------------------------------------------
 )
 
 
@@ -404,17 +480,39 @@ def check_kwargs(entry: EnvEntry, kwargs: dict[str, Any], extra_ok: tuple[str, .
 _REGISTERED = False
 
 
+class ParallelOnlyError(TypeError):
+    """``gymnasium.make`` on a multi-agent id: it is a PettingZoo parallel env, not a Gymnasium env."""
+
+
+def parallel_only(env_id: str, **kwargs: Any) -> Any:
+    """Gymnasium entry point of every multi-agent id: raises ``ParallelOnlyError`` saying how to make it.
+
+    Registered so that ``gymnasium.make("gymgen/SMACLite-3m-v0")`` explains itself instead of
+    answering that the env does not exist.
+    """
+    batched = (f"; gymgen.make_batched({env_id!r}, batch_size=...) makes its batched TorchRL env"
+               if get_entry(env_id).batched_entry_point else "")
+    raise ParallelOnlyError(
+        f"{env_id} is a multi-agent PettingZoo parallel env, not a Gymnasium env: make it with "
+        f"gymgen.parallel_env({env_id!r}) or pettingzoo.make('parallel', {env_id!r}) (after `import gymgen`){batched}"
+    )
+
+
 def register_all() -> None:
-    """Register every id with Gymnasium (single-agent) or PettingZoo (parallel). Idempotent."""
+    """Register every id with Gymnasium (single-agent) or PettingZoo (parallel). Idempotent.
+
+    Multi-agent ids are also registered with Gymnasium, with an entry point that raises
+    ``ParallelOnlyError`` naming ``gymgen.parallel_env`` and ``pettingzoo.make``.
+    """
     global _REGISTERED
     if _REGISTERED:
         return
     import gymnasium
 
     for e in ENVS:
+        if e.id in gymnasium.registry:
+            continue
         if e.api == "gymnasium":
-            if e.id in gymnasium.registry:
-                continue
             gymnasium.register(
                 id=e.id,
                 entry_point=e.entry_point,
@@ -422,15 +520,21 @@ def register_all() -> None:
                 kwargs=dict(e.kwargs),
                 max_episode_steps=e.max_episode_steps,
             )
+        else:
+            gymnasium.register(id=e.id, entry_point="gymgen.registry:parallel_only", kwargs={"env_id": e.id},
+                               disable_env_checker=True)
     parallel = [e for e in ENVS if e.api == "parallel"]
     if parallel:
         import pettingzoo
 
         for e in parallel:
             if e.id not in pettingzoo.parallel_registry:
+                # the episode length travels as PettingZoo's max_cycles, never inside kwargs: pettingzoo.make
+                # lets spec kwargs win over its own max_cycles argument (max_cycles_test would then fail)
+                kwargs = {k: v for k, v in e.kwargs.items() if k != "max_cycles"}
                 pettingzoo.register(
-                    "parallel", id=e.id, entry_point=e.entry_point, kwargs=dict(e.kwargs),
-                    max_cycles=e.max_episode_steps,
+                    "parallel", id=e.id, entry_point=e.entry_point, kwargs=kwargs,
+                    max_cycles=e.kwargs.get("max_cycles", e.max_episode_steps),
                 )
     _REGISTERED = True
 
@@ -457,14 +561,28 @@ def make_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> Any:
     return gymnasium.make_vec(entry.id, num_envs=num_envs, **kwargs)
 
 
-def make_batched(env_id: str, batch_size: int = 1, device: Any = "cpu", **kwargs: Any) -> Any:
-    """Make the torch-batched TorchRL env (``EnvBase``) that holds the dynamics of ``env_id``."""
+_REGISTRY_LIMIT: Any = object()
+
+
+def make_batched(
+    env_id: str, batch_size: int = 1, device: Any = "cpu", max_episode_steps: Any = _REGISTRY_LIMIT, **kwargs: Any
+) -> Any:
+    """Make the torch-batched TorchRL env (``EnvBase``) that holds the dynamics of ``env_id``.
+
+    ``max_episode_steps`` defaults to the registry's limit (the one ``gymnasium.make`` applies through
+    ``TimeLimit``), so every view ends episodes at the same step; pass ``None`` for no limit.
+    """
     entry = get_entry(env_id)
     if entry.batched_entry_point is None:
         raise TypeError(f"{entry.id} has no batched torch implementation")
     check_kwargs(entry, kwargs)
+    limit = entry.max_episode_steps if max_episode_steps is _REGISTRY_LIMIT else max_episode_steps
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"max_episode_steps must be a positive int or None, got {limit!r}")
     cls = load_entry_point(entry.batched_entry_point)
-    return cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
+    env = cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
+    env.max_episode_steps = limit
+    return env
 
 
 def parallel_env(env_id: str, **kwargs: Any) -> Any:

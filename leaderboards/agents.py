@@ -25,6 +25,18 @@ AGENTS: dict[str, str] = {
     "gfn.qgfn": "gymgen.agents.gfn.leaderboard:make_qgfn",
     "gfn.egfn": "gymgen.agents.gfn.leaderboard:make_egfn",
     # ---- gfn: end ------------------------------------------------------------------------------
+    # ---- video: VPDD and its baselines (agents/video, helper vpdd) -----------------------------
+    "video.vpdd": "gymgen.agents.video.vpdd:make_vpdd",
+    "video.vpdd_no_pretrain": "gymgen.agents.video.vpdd:make_vpdd_no_pretrain",
+    "video.bc": "gymgen.agents.video.bc:make_bc",
+    # ---- video: end ----------------------------------------------------------------------------
+    # ---- control: TD3/SAC baselines, ReDo, Reset, NE (agents/control, helper ne) -------------------
+    "control.td3": "gymgen.agents.control.leaderboard:make_td3",
+    "control.sac": "gymgen.agents.control.leaderboard:make_sac",
+    "control.redo": "gymgen.agents.control.leaderboard:make_redo",
+    "control.reset": "gymgen.agents.control.leaderboard:make_reset",
+    "control.ne": "gymgen.agents.control.leaderboard:make_ne",
+    # ---- control: end --------------------------------------------------------------------------
 }
 
 

@@ -162,9 +162,11 @@ def _worker(conn: Any) -> None:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        import torch  # pay the heavy imports before the first run's clock starts
+        import torch  # noqa: F401 - pay the heavy imports before the first run's clock starts
 
-        torch.set_num_threads(1)
+        from gymgen.threads import apply_worker_threads
+
+        apply_worker_threads()  # 1 torch thread per worker unless gymgen.set_worker_threads / GYMGEN_WORKER_THREADS says otherwise
     except ImportError:
         pass
     import gymgen.core.batched  # noqa: F401 - torchrl: seconds of import on a loaded machine
@@ -267,7 +269,7 @@ def ray_backend(runs: list[RunSpec], timeout_s: float, workers: int, address: st
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
+        raise ImportError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     started = False
     if not ray.is_initialized():

@@ -18,10 +18,17 @@ from gymnasium import spaces
 from tensordict import TensorDict
 from torchrl.data import Unbounded
 
-from gymgen.core.batched import BatchedEnv, InvalidActionError, Obs, StepResult
+from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, Obs, StepResult
 
 InvalidActionPolicy = Literal["raise", "terminate", "ignore"]
 INVALID_ACTION_POLICIES = ("raise", "terminate", "ignore")
+#: how the loud default's error tells learners that cannot mask (DQN, plain PPO) to opt in
+INVALID_ACTION_HINT = (
+    "Mask actions with the observation's action_mask (or env.action_masks()), or, for a learner that cannot mask "
+    "(DQN, plain PPO), opt in with invalid_action='terminate' (an illegal action ends the episode with reward 0) "
+    "or 'ignore' (the state stays, reward 0), e.g. gymnasium.make(env_id, invalid_action='terminate') or "
+    "gymgen.make_batched(env_id, invalid_action='ignore')."
+)
 
 
 class DAGEnv(BatchedEnv):
@@ -32,6 +39,10 @@ class DAGEnv(BatchedEnv):
     including the exit), and implement ``forward_masks``, ``backward_masks``, ``forward_step``,
     ``backward_step`` and ``log_reward``. ``auto_exit=True`` ends an episode as soon as exit is
     the only legal action (the "edge terminates" semantics of the original grid).
+
+    Rendering: ``render_mode="ansi"`` (the state as text) or ``"rgb_array"`` (a picture drawn by the
+    family's ``_draw``: grids, bit/letter strips, molecules, goals; constant size per env, so
+    ``RecordVideo`` works). Drawing happens only in ``render()``, never in ``step``.
     """
 
     s0: torch.Tensor
@@ -40,7 +51,7 @@ class DAGEnv(BatchedEnv):
     max_trajectory_length: int
     auto_exit: bool = False
     #: forward masks are lists of allowed actions; states are integer vectors
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     #: attributes that define the DAG and its reward; read-only once the env is built, because the
     #: exact enumeration (``log_partition``, ``true_distribution``), reward tables and caches are
     #: computed from them (subclasses extend the tuple)
@@ -61,6 +72,8 @@ class DAGEnv(BatchedEnv):
             raise ValueError(f"reward_exponent (beta) must be > 0, got {reward_exponent!r}")
         self.invalid_action = invalid_action
         self.reward_exponent = float(reward_exponent)
+        # log R of the rows that exited this step (-inf elsewhere), and which rows took an illegal action
+        self.info_fields = {"log_reward": InfoField(torch.float32), "invalid_action": InfoField(torch.bool)}
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self._read_only_params and self.__dict__.get("_params_frozen", False):
@@ -306,8 +319,7 @@ class DAGEnv(BatchedEnv):
             allowed = torch.nonzero(self._fmask[i]).flatten().tolist()
             raise InvalidActionError(
                 f"action {int(a[i])} is not legal in state {self.states[i].tolist()} (row {i}); "
-                f"legal actions: {allowed} (exit = {self.exit_action}). Pass invalid_action='terminate' or "
-                f"'ignore' to let agents that cannot mask run anyway."
+                f"legal actions: {allowed} (exit = {self.exit_action}). {INVALID_ACTION_HINT}"
             )
         return illegal
 
@@ -334,21 +346,41 @@ class DAGEnv(BatchedEnv):
         active = tensordict.get("_step", None)
         obs, reward, terminated, truncated, info = self.step_tensors(tensordict.get("action"), active)
         self._sync_action_mask(obs)
-        done = terminated | truncated
-        return TensorDict(
+        truncated = self._time_limit(terminated, truncated)
+        out = TensorDict(
             {
                 **obs,
                 "log_reward": info["log_reward"],
                 "reward": reward.unsqueeze(-1),
-                "done": done.unsqueeze(-1),
+                "done": (terminated | truncated).unsqueeze(-1),
                 "terminated": terminated.unsqueeze(-1),
                 "truncated": truncated.unsqueeze(-1),
             },
             batch_size=self.batch_size, device=self.device,
         )
+        out.set("info", self._info_td(info))  # ("info", "log_reward" / "invalid_action"), as every gymgen env
+        return out
 
     def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        if mode != "ansi":
-            raise ValueError(f"{type(self).__name__} renders only 'ansi', got {mode!r}")
-        s = self.states[index].tolist()
-        return f"state={s} done={bool(self.finished[index])}"
+        """Row ``index`` as text (``"ansi"``) or as a picture (``"rgb_array"``, HxWx3 uint8; see ``_draw``)."""
+        if mode == "ansi":
+            return self._describe(index)
+        if mode == "rgb_array":
+            return self._draw(index)
+        from gymgen.core.errors import UnsupportedRenderMode
+
+        raise UnsupportedRenderMode(f"{type(self).__name__} renders {self.metadata['render_modes']}, got {mode!r}")
+
+    def _describe(self, index: int) -> str:
+        return f"state={self.states[index].tolist()} done={bool(self.finished[index])}"
+
+    def _draw(self, index: int, goal: Any = None) -> Any:
+        """The ``rgb_array`` picture of row ``index``: its state vector as a strip of cells shaded by value
+        (families draw something more natural: a grid, bits, letters, a molecule); ``goal`` adds a goal."""
+        import numpy as np
+
+        from gymgen.dag.render import reward_shading, strip_image
+
+        colors = reward_shading(np.arange(max(self.state_high, 2), dtype=np.float64)[None, :])[0]
+        rows = [self.states[index].tolist()] + ([goal.tolist()] if goal is not None else [])
+        return strip_image(rows, colors)

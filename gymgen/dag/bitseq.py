@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -123,6 +123,21 @@ class BitWords(DAGEnv):
         if bits.ndim != 2 or bits.shape[1] != self.n or bool(((bits != 0) & (bits != 1)).any()):
             raise ValueError(f"bits must be a 0/1 tensor of shape (N, {self.n}), got shape {tuple(bits.shape)}")
         return (bits.long().reshape(-1, self.n_words, self.k) << self._bit_shifts).sum(-1)
+
+    def _draw(self, index: int, goal: torch.Tensor | None = None) -> Any:
+        """The n bits as a strip (black = 1, white = 0, grey = empty slot); a goal is a second strip
+        with a green mark under every bit the state already matches."""
+        from gymgen.dag import render
+
+        def bits(words: list[int]) -> list[int]:
+            return [(w >> (self.k - 1 - j)) & 1 if w >= 0 else -1 for w in words for j in range(self.k)]
+
+        rows = [bits(self.states[index].tolist())]
+        marks = None
+        if goal is not None:
+            rows.append(bits(goal.tolist()))
+            marks = [[a == b for a, b in zip(rows[0], rows[1])], [False] * len(rows[1])]
+        return render.strip_image(rows, render.BIT_COLORS, marks)
 
     def is_enumerable(self) -> bool:
         base = self.word_values + (1 if self.order == "any_slot" else 0)

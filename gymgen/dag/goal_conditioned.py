@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
-from gymgen.core.batched import Obs, StepResult
+from gymgen.core.batched import InfoField, Obs, StepResult
 from gymgen.dag.base import DAGEnv, InvalidActionPolicy
 from gymgen.dag.bitseq import BitOrder, BitWords
 from gymgen.dag.hypergrid import HyperGrid
@@ -44,6 +44,7 @@ class GoalConditioned(DAGEnv):
             {**self.single_observation_space.spaces, "goal": spaces.Box(0, self.state_high - 1, shape=(d,), dtype="int64")}
         )
         self.goals = self.sample_goals(self.num_envs)
+        self.info_fields = {**self.info_fields, "success": InfoField(torch.bool)}
         self._finish_init()
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:
@@ -105,8 +106,12 @@ class GoalConditioned(DAGEnv):
     def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} is goal-conditioned: it has no modes, measure success_rate")
 
-    def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        return f"{super().render_frame(index, mode)} goal={self.goals[index].tolist()}"
+    def _describe(self, index: int) -> str:
+        return f"{super()._describe(index)} goal={self.goals[index].tolist()}"
+
+    def _draw(self, index: int, goal: torch.Tensor | None = None) -> Any:
+        """The base env's picture with this row's goal drawn in (outlined cell / second strip)."""
+        return super()._draw(index, self.goals[index] if goal is None else goal)
 
 
 class GCHyperGrid(GoalConditioned, HyperGrid):

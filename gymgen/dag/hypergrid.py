@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -160,6 +160,23 @@ class HyperGrid(DAGEnv):
     def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
         """True where ``R(x) = R0 + R1 + R2`` (the highest-reward cells)."""
         return self._band_code().take(states).min(-1).values == 2
+
+    def _draw(self, index: int, goal: torch.Tensor | None = None) -> Any:
+        """2-D grids: the grid shaded by ``R(x)`` with the current cell (and the goal) marked; other
+        dimensions: one bar per coordinate."""
+        from gymgen.dag import render
+
+        s, done = self.states[index].tolist(), bool(self.finished[index])
+        if self.dim != 2:
+            return render.meters_image(s, self.height, done)
+        shading = self.__dict__.get("_reward_shading")
+        if shading is None:  # drawn once per env, on the first render; a goal-conditioned grid is unshaded
+            r = torch.zeros(self.height, self.height)
+            if goal is None:
+                ij = torch.cartesian_prod(torch.arange(self.height), torch.arange(self.height)).to(self.device)
+                r = self.log_reward(ij).exp().reshape(self.height, self.height)
+            shading = self._reward_shading = render.reward_shading(r.cpu().numpy())
+        return render.grid_image(shading, (s[0], s[1]), None if goal is None else tuple(goal.tolist()), done)
 
     def mode_region(self, states: torch.Tensor) -> torch.Tensor:
         """Which of the 2^D corner regions each state lies in (int), as in the legacy grid code."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -235,10 +235,14 @@ class TFBind8(DAGEnv):
         modes = states[self.mode_mask(states)]
         return int(torch.unique((modes.long() * self._weights).sum(-1)).numel())
 
-    def render_frame(self, index: int = 0, mode: str = "ansi") -> str:
-        if mode != "ansi":
-            raise ValueError(f"{type(self).__name__} renders only 'ansi', got {mode!r}")
+    def _describe(self, index: int) -> str:
         return f"{decode(self.states[index:index + 1])[0]} done={bool(self.finished[index])}"
+
+    def _draw(self, index: int, goal: torch.Tensor | None = None) -> Any:
+        """The 8-mer as a strip of letters in sequence-logo colours (A green, C blue, G orange, T red)."""
+        from gymgen.dag import render
+
+        return render.strip_image([self.states[index].tolist()], render.DNA_COLORS)
 
 
 TFBind8Env = single_env_view(TFBind8)

@@ -12,7 +12,14 @@ In pytest, one line creates a test class with one test per invariant::
     TestMyEnv = invariant_test_suite(lambda: MyEnv(size=5))
 
 Hypothesis drives seeds and action sequences (``gymgen.testing.strategies``) and shrinks any failure
-to a short ``(seed, choices)`` plan printed in the error, which replays it exactly.
+to a short ``(seed, choices)`` plan printed in the error, which replays it exactly. Every failure is an
+``AssertionError`` that starts with the invariant's name in brackets, e.g. ``[mask_nonempty]``.
+
+**Which invariants run.** By default the kit checks what Gymnasium's (or PettingZoo's) documented
+contract implies, so every correct env passes, Gymnasium's and PettingZoo's own envs included.
+``strict=True`` adds gymgen's own, stricter policies: stepping after termination raises until
+``reset()`` (Gymnasium only warns), and out-of-range or masked-out actions raise (Gymnasium leaves
+them undefined). ``strict`` is on by default for gymgen's own ids and envs, off for everyone else's.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from gymgen.testing.checks import SINGLE_AGENT_CHECKS, rollout
+from gymgen.testing.checks import SINGLE_AGENT_CHECKS, STRICT_SINGLE_AGENT_CHECKS, rollout
 from gymgen.testing.dag import DAG_CHECKS, check_exact_distribution, is_dag_env
 from gymgen.testing.parallel import PARALLEL_CHECKS
 from gymgen.testing.strategies import action_choices, episode_plans, pick_action, seeds
@@ -38,6 +45,18 @@ __all__ = [
     "rollout",
     "seeds",
 ]
+
+
+def is_gymgen_env(target: str | Callable[[], Any]) -> bool:
+    """Whether ``target`` (an id or a factory) is one of gymgen's own envs (the kit is strict on those)."""
+    if isinstance(target, str):
+        return target.split(":")[-1].startswith("gymgen/")
+    env = target()
+    try:
+        inner = getattr(env, "unwrapped", env)
+        return type(inner).__module__.split(".")[0] == "gymgen"
+    finally:
+        env.close()
 
 
 def _resolve(target: str | Callable[[], Any]) -> tuple[Callable[[], Any], str]:
@@ -66,11 +85,15 @@ def _batched_dag(make_env: Callable[[], Any]) -> Any | None:
 
 
 def invariant_checks(
-    target: str | Callable[[], Any], skip: tuple[str, ...] = ()
+    target: str | Callable[[], Any], skip: tuple[str, ...] = (), strict: bool | None = None
 ) -> dict[str, Callable[[int, list[int]], None]]:
-    """Every applicable invariant for ``target`` as ``name -> check(seed, choices)``, minus ``skip``."""
+    """Every applicable invariant for ``target`` as ``name -> check(seed, choices)``, minus ``skip``.
+
+    ``strict`` (default: on for gymgen's own envs) adds gymgen's stricter policies (module docstring).
+    """
     make_env, kind = _resolve(target)
-    table = PARALLEL_CHECKS if kind == "parallel" else SINGLE_AGENT_CHECKS
+    strict = is_gymgen_env(target) if strict is None else strict
+    table = PARALLEL_CHECKS if kind == "parallel" else {**SINGLE_AGENT_CHECKS, **(STRICT_SINGLE_AGENT_CHECKS if strict else {})}
     out: dict[str, Callable[[int, list[int]], None]] = {
         name: (lambda seed, choices, fn=fn: fn(make_env, seed, choices)) for name, fn in table.items()
     }
@@ -103,14 +126,16 @@ def check_env(
     gymnasium_checker: bool = True,
     exact: bool = True,
     skip: tuple[str, ...] = (),
+    strict: bool | None = None,
 ) -> list[str]:
     """Run every applicable invariant on ``target`` (an env id or factory); return the names run.
 
     Single-agent envs also go through Gymnasium's ``check_env``; PettingZoo envs through
     ``parallel_api_test``; enumerable DAG envs through the exact-distribution checks. Raises
-    ``AssertionError`` with a replayable ``(seed, choices)`` plan on the first failure. ``skip``
-    names invariants that do not apply to your env's documented behaviour, e.g.
-    ``skip=("step_after_termination",)`` for an env that only warns when stepped after the end.
+    ``AssertionError`` naming the invariant, with a replayable ``(seed, choices)`` plan, on the first
+    failure. ``strict`` (default: on for gymgen's own envs, off for others) adds gymgen's stricter
+    policies (step after termination raises, invalid actions raise); ``skip`` names invariants that
+    do not apply to your env's documented behaviour.
     """
     make_env, kind = _resolve(target)
     ran = []
@@ -133,7 +158,7 @@ def check_env(
 
             parallel_api_test(make_env(), num_cycles=4 * max_len)
             ran.append("pettingzoo.parallel_api_test")
-    for name, check in invariant_checks(target, skip).items():
+    for name, check in invariant_checks(target, skip, strict).items():
         _run_property(check, max_examples, max_len)
         ran.append(name)
     if exact and kind == "gymnasium":
@@ -145,19 +170,20 @@ def check_env(
 
 
 def invariant_test_suite(
-    target: str | Callable[[], Any], *, max_examples: int = 20, max_len: int = 64, skip: tuple[str, ...] = ()
+    target: str | Callable[[], Any], *, max_examples: int = 20, max_len: int = 64, skip: tuple[str, ...] = (),
+    strict: bool | None = None,
 ) -> type:
     """A pytest test class with one ``test_<invariant>`` method per applicable invariant."""
     attrs: dict[str, Any] = {"__doc__": f"gymgen invariant kit for {target!r}"}
 
     def make_test(name: str) -> Callable[[Any], None]:
         def test(self: Any) -> None:
-            _run_property(invariant_checks(target, skip)[name], max_examples, max_len)
+            _run_property(invariant_checks(target, skip, strict)[name], max_examples, max_len)
 
         test.__name__ = f"test_{name}"
         return test
 
-    for name in invariant_checks(target, skip):
+    for name in invariant_checks(target, skip, strict):
         attrs[f"test_{name}"] = make_test(name)
 
     def test_exact_distribution(self: Any) -> None:

@@ -25,18 +25,34 @@ def _fail(name: str, seed: int, choices: list[int], msg: str) -> AssertionError:
 
 
 def rollout(env: gymnasium.Env, seed: int, choices: list[int], max_steps: int = 500) -> list[tuple]:
-    """Reset with ``seed`` and play ``choices`` (legal actions) until done; return the transitions."""
-    obs, info = env.reset(seed=seed)
+    """Reset with ``seed`` and play ``choices`` (legal actions) until done; return the transitions.
+
+    An empty mask in a live state fails ``[mask_nonempty]`` and a legal action that raises fails
+    ``[legal_action_steps]``, both with the replay plan (never a raw error from the env).
+    """
+    try:
+        obs, info = env.reset(seed=seed)
+    except Exception as exc:  # noqa: BLE001 - a reset that raises is the failure
+        raise _fail("reset", seed, choices, f"reset(seed={seed}) raised {exc!r}") from exc
     out: list[tuple] = [("reset", obs, info)]
     for i in range(max_steps):
-        mask = action_mask_of(env, obs)
-        choice = choices[i] if i < len(choices) else 0
-        action = pick_action(env.action_space, choice, mask)
-        obs, reward, terminated, truncated, info = env.step(action)
+        action = legal_action(env, obs, choices[i] if i < len(choices) else 0, seed, choices, i)
+        try:
+            obs, reward, terminated, truncated, info = env.step(action)
+        except Exception as exc:  # noqa: BLE001 - any error on a legal action is the failure
+            raise _fail("legal_action_steps", seed, choices, f"step {i}: legal action {action!r} raised {exc!r}") from exc
         out.append((action, obs, reward, terminated, truncated, info))
         if terminated or truncated:
             break
     return out
+
+
+def legal_action(env: Any, obs: Any, choice: int, seed: int, choices: list[int], step: int) -> Any:
+    """The action ``choice`` picks in the current state; an all-False mask fails ``[mask_nonempty]``."""
+    mask = action_mask_of(env, obs)
+    if mask is not None and not mask.any():
+        raise _fail("mask_nonempty", seed, choices, f"step {step}: the action mask allows no action in a live state")
+    return pick_action(env.action_space, choice, mask)
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -58,7 +74,7 @@ def check_spaces_and_types(make_env: EnvFactory, seed: int, choices: list[int]) 
         obs = step[1]
         if not env.observation_space.contains(obs):
             raise _fail("obs_in_space", seed, choices, f"step {i}: observation {obs!r} not in {env.observation_space}")
-        if step[0] == "reset":
+        if isinstance(step[0], str) and step[0] == "reset":  # actions may be arrays (Box spaces)
             continue
         _, _, reward, terminated, truncated, info = step
         if not isinstance(reward, (float, int, np.floating, np.integer)) or not math.isfinite(float(reward)):
@@ -71,8 +87,15 @@ def check_spaces_and_types(make_env: EnvFactory, seed: int, choices: list[int]) 
 
 
 def check_determinism(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
-    """Two fresh envs, same seed and same actions -> identical trajectories (and a re-reset too)."""
+    """Two fresh envs, same seed and same actions -> identical trajectories (and a re-reset too).
+
+    Skipped for envs whose spec declares ``nondeterministic=True`` (Gymnasium's flag for that)."""
     a, b = make_env(), make_env()
+    spec = getattr(a, "spec", None)
+    if spec is not None and getattr(spec, "nondeterministic", False):
+        a.close()
+        b.close()
+        return
     ta, tb = rollout(a, seed, choices), rollout(b, seed, choices)
     again = rollout(a, seed, choices)
     for name, other in (("fresh_env", tb), ("same_env_reset", again)):
@@ -94,11 +117,9 @@ def check_masks(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
         return
     for i in range(500):
         mask = action_mask_of(env, obs)
-        if mask.shape != (int(env.action_space.n),):
+        if isinstance(env.action_space, spaces.Discrete) and mask.shape != (int(env.action_space.n),):
             raise _fail("mask_shape", seed, choices, f"mask shape {mask.shape} != ({env.action_space.n},)")
-        if not mask.any():
-            raise _fail("mask_nonempty", seed, choices, f"step {i}: no legal action in a non-terminal state")
-        action = pick_action(env.action_space, choices[i] if i < len(choices) else 0, mask)
+        action = legal_action(env, obs, choices[i] if i < len(choices) else 0, seed, choices, i)
         try:
             obs, _, terminated, truncated, _ = env.step(action)
         except Exception as exc:  # noqa: BLE001 - any error on a legal action is the failure
@@ -109,7 +130,9 @@ def check_masks(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
 
 
 def check_illegal_action_rejected(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
-    """A masked-out action (or an out-of-range one) raises an error instead of being clamped."""
+    """A masked-out action (or an out-of-range one) raises an error instead of being clamped.
+
+    gymgen's own policy (strict mode): Gymnasium leaves invalid actions undefined."""
     env = make_env()
     obs, _ = env.reset(seed=seed)
     if isinstance(env.action_space, spaces.Discrete):
@@ -133,11 +156,13 @@ def check_illegal_action_rejected(make_env: EnvFactory, seed: int, choices: list
 
 
 def check_step_after_termination(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
-    """Stepping a terminated episode raises (gymgen's documented behaviour) until ``reset()``."""
+    """Stepping a terminated episode raises (gymgen's documented behaviour) until ``reset()``.
+
+    gymgen's own policy (strict mode): Gymnasium only warns (``PassiveEnvChecker``) and leaves it undefined."""
     env = make_env()
     traj = rollout(env, seed, choices)
     last = traj[-1]
-    if last[0] == "reset" or not last[3]:
+    if (isinstance(last[0], str) and last[0] == "reset") or not last[3]:
         env.close()
         return
     mask = action_mask_of(env, last[1])
@@ -171,7 +196,11 @@ def check_render(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
                 if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
                     raise _fail("render_rgb", seed, choices, f"rgb_array frame has shape {arr.shape} dtype {arr.dtype}")
                 shapes.add(arr.shape)
-            obs, _, term, trunc, _ = env.step(pick_action(env.action_space, choice, action_mask_of(env, obs)))
+            action = legal_action(env, obs, choice, seed, choices, len(shapes))
+            try:
+                obs, _, term, trunc, _ = env.step(action)
+            except Exception as exc:  # noqa: BLE001 - any error on a legal action is the failure
+                raise _fail("legal_action_steps", seed, choices, f"render run: legal action {action!r} raised {exc!r}") from exc
             if term or trunc:
                 break
         if len(shapes) > 1:
@@ -179,11 +208,15 @@ def check_render(make_env: EnvFactory, seed: int, choices: list[int]) -> None:
         env.close()
 
 
+#: what Gymnasium's documented contract implies (every correct env passes these)
 SINGLE_AGENT_CHECKS: dict[str, Callable[[EnvFactory, int, list[int]], None]] = {
     "spaces_and_types": check_spaces_and_types,
     "determinism": check_determinism,
     "masks": check_masks,
+    "render": check_render,
+}
+#: gymgen's stricter policies, on for gymgen's own ids and opt-in (``strict=True``) for other envs
+STRICT_SINGLE_AGENT_CHECKS: dict[str, Callable[[EnvFactory, int, list[int]], None]] = {
     "illegal_action_rejected": check_illegal_action_rejected,
     "step_after_termination": check_step_after_termination,
-    "render": check_render,
 }

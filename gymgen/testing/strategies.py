@@ -48,7 +48,7 @@ def pick_action(space: spaces.Space, choice: int, mask: np.ndarray | None = None
         if mask is not None:
             legal = np.flatnonzero(mask)
             if legal.size == 0:
-                raise AssertionError("the action mask allows no action in a non-terminal state")
+                raise AssertionError("[mask_nonempty] the action mask allows no action in a non-terminal state")
             return int(space.start + legal[choice % legal.size])
         return int(space.start + choice % space.n)
     sub = copy.deepcopy(space)  # seed a copy so the env's own action_space RNG is untouched

@@ -8,6 +8,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core import InvalidActionError
+from gymgen.core.batched import InfoField
 from gymgen.core.parallel import MultiAgentBatchedEnv, parallel_env_view
 
 
@@ -25,6 +26,7 @@ class Countdown(MultiAgentBatchedEnv):
         self.single_state_space = spaces.Box(0.0, 10.0, (3,), np.float32)
         self.t = torch.zeros(batch_size, dtype=torch.int64)
         self.alive = torch.ones(batch_size, 3, dtype=torch.bool)
+        self.info_fields = {"t": InfoField(torch.int64)}
         self._finish_init()
 
     def agents_alive(self) -> torch.Tensor:
@@ -79,7 +81,11 @@ def test_pettingzoo_api_and_dead_agents() -> None:
     assert env.agents == ["a_0", "a_1", "a_2"] and env.state().shape == (3,)
     obs, rew, term, trunc, info = env.step({"a_0": 1, "a_1": 2, "a_2": 2})
     assert term == {"a_0": True, "a_1": False, "a_2": False} and rew["a_1"] == 2.0
-    assert env.agents == ["a_1", "a_2"] and set(obs) == {"a_1", "a_2"} and info["a_1"]["t"] == 1
+    # the agent that died in this step still gets its (last) observation, PettingZoo's parallel contract
+    assert env.agents == ["a_1", "a_2"] and set(obs) == {"a_0", "a_1", "a_2"} and info["a_1"]["t"] == 1
+    assert obs["a_0"]["action_mask"].tolist() == [1, 0, 0]
+    obs, *_ = env.step({"a_1": 2, "a_2": 2})
+    assert set(obs) == {"a_1", "a_2"}  # and nothing after that
     assert env.observation_space("a_0") is env.observation_space("a_0")
 
 

@@ -110,7 +110,7 @@ def test_fragmol_episode_gives_smiles_and_seh_reward():
     assert term and not trunc
     from rdkit import Chem
 
-    assert Chem.CanonSmiles(info["smiles"][0]) == Chem.CanonSmiles("c1ccc(C2CCNCC2)cc1")
+    assert Chem.CanonSmiles(info["smiles"]) == Chem.CanonSmiles("c1ccc(C2CCNCC2)cc1")  # the row's string
     from gymgen.dag.mol.seh import seh_reward
 
     assert r == pytest.approx(float(seh_reward(["c1ccc(C2CCNCC2)cc1"])[0]), rel=1e-5)

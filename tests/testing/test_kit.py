@@ -10,7 +10,8 @@ from gymgen.testing import check_env, invariant_test_suite
 
 GYM_IDS = [e.id for e in gymgen.list_envs() if e.api == "gymnasium"]
 PARALLEL_IDS = [e.id for e in gymgen.list_envs() if e.api == "parallel"]
-_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors"}
+_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "video": "metaworld", "control": "mujoco",
+                 "dmc": "dm_control"}
 
 
 def _skip_if_extra_missing(env_id):
@@ -22,8 +23,13 @@ def _skip_if_extra_missing(env_id):
 @pytest.mark.parametrize("env_id", GYM_IDS + PARALLEL_IDS)
 def test_kit_passes_on_every_registered_id(env_id):
     _skip_if_extra_missing(env_id)
+    if gymgen.get_entry(env_id).family == "video":
+        # ~15 s per example (MuJoCo + rendering, ~1 s per env build): tests/video runs the kit on one id by
+        # default and on every id under -m slow
+        pytest.skip("video ids: kit run in tests/video/test_env.py")
     # battles and molecules are costly per example; their family tests run the kit harder on one id each
-    heavy = gymgen.get_entry(env_id).api == "parallel" or "Mol" in env_id or "WorldSim" in env_id
+    entry = gymgen.get_entry(env_id)
+    heavy = entry.api == "parallel" or "Mol" in env_id or "WorldSim" in env_id or entry.family == "control"
     ran = check_env(env_id, max_examples=3 if heavy else 10, max_len=32 if heavy else 64)
     assert "determinism" in ran or "parallel_invariants" in ran
 

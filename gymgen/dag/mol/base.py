@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from gymgen.core.batched import InvalidActionError, Obs, StepResult
-from gymgen.dag.base import DAGEnv, InvalidActionPolicy
+from gymgen.core.batched import InfoField, InvalidActionError, Obs, StepResult
+from gymgen.dag.base import INVALID_ACTION_HINT, DAGEnv, InvalidActionPolicy
 from gymgen.dag.mol._rdkit import require_rdkit
 from gymgen.dag.mol.rewards import REWARDS, flat_reward
 
@@ -105,6 +105,7 @@ class MolDAGEnv(DAGEnv):
     def _finish_mol_init(self) -> None:
         self._finish_dag_init()
         self.single_observation_space = spaces.Dict({**self.single_observation_space.spaces, **self.graph_spaces()})
+        self.info_fields = {**self.info_fields, "smiles": InfoField(str)}
         self._finish_init()
 
     def _observe(self) -> Obs:
@@ -130,7 +131,7 @@ class MolDAGEnv(DAGEnv):
         return (
             f"action {ai} ({what}) is not legal in row {i}, molecule {smi} (state {self.states[i].tolist()}); "
             f"{len(legal)} legal actions there: {self._legal_summary(i, legal)}; exit = {self.exit_action}. "
-            f"Use the observation's action_mask, or pass invalid_action='terminate' or 'ignore'."
+            f"{INVALID_ACTION_HINT}"
         )
 
     def _legal_summary(self, row: int, legal: list[int]) -> str:
@@ -147,8 +148,12 @@ class MolDAGEnv(DAGEnv):
         info["smiles"] = [(next(it) or "") if t else "" for t in terminated.tolist()]
         return obs, reward, terminated, truncated, info
 
-    def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        if mode != "ansi":
-            raise ValueError(f"{type(self).__name__} renders only 'ansi', got {mode!r}")
+    def _describe(self, index: int) -> str:
         smi = self.smiles(self.states[index : index + 1])[0]
         return f"{smi or '<empty>'} done={bool(self.finished[index])}"
+
+    def _draw(self, index: int, goal: Any = None) -> Any:
+        """RDKit's 2-D depiction of the molecule built so far (300x300; blank while empty)."""
+        from gymgen.dag.render import molecule_image
+
+        return molecule_image(self.state_to_mol(self.states[index].tolist()))

@@ -1,0 +1,168 @@
+"""Curves and summary of a plasticity suite (e.g. ``ne``) from a leaderboard store: PNG, JSON, markdown.
+
+``python -m gymgen.agents.control.report --db gymgen-results/leaderboard.sqlite --suite ne --out docs/ne_suite``
+writes ``<out>.png`` (return on the current phase, return on phase 0, critic dormant ratios at tau 0.1
+and 0, critic FAU and srank against env steps: mean over seeds with a 95% t-interval band, phase
+boundaries dashed), ``<out>.json`` (every curve) and ``<out>.md`` (per-agent tables with 95% CIs).
+Summaries per run, then mean and 95% t-interval over seeds (3 seeds: t = 4.30):
+
+- ``last_phase_return``: mean ``return_current_phase`` over the eval points of the last phase;
+- ``mean_return``: mean ``return_current_phase`` over all eval points (area under the curve / steps);
+- ``after_shift_return``: mean ``return_current_phase`` over the phases after the first;
+- ``dormant_tau0.1`` / ``dormant_tau0``: mean critic dormant ratio over the phases after the first;
+- ``final_dormant_tau0.1``: the critic dormant ratio at the last eval point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CURVES = ("return_current_phase", "return", "critic/dormant_ratio_tau0.1", "critic/dormant_ratio_tau0",
+          "critic/active_unit_fraction", "critic/srank")
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (0 for one value)."""
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), 0.0
+    t = _T975.get(x.size - 1, 1.96)
+    return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def load(db: str, suite: str) -> tuple[dict[str, dict[int, dict[str, dict[int, float]]]], int]:
+    """``{agent: {seed: {metric: {step: value}}}}`` of the ok runs, and the env's ``shift_every`` (0 if none)."""
+    from gymgen.leaderboards.store import Store
+
+    store = Store(db)
+    data: dict[str, dict[int, dict[str, dict[int, float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    shift = 0
+    for p in store.points(suite):
+        if p["status"] != "ok":
+            continue
+        data[p["agent_name"]][p["seed_index"]][p["metric"]][int(p["step"])] = float(p["value"])
+        shift = int(json.loads(p["env_kwargs"]).get("shift_every", shift))
+    store.close()
+    return data, shift
+
+
+def _phase(step: int, shift: int) -> int:
+    return 0 if shift <= 0 else (step - 1) // shift
+
+
+def summarize(data: dict, shift: int) -> dict[str, dict[str, tuple[float, float]]]:
+    out = {}
+    for agent, seeds in sorted(data.items()):
+        per_seed: dict[str, list[float]] = defaultdict(list)
+        for runs in seeds.values():
+            ret = runs.get("return_current_phase", {})
+            if not ret:
+                continue
+            steps = sorted(ret)
+            last = _phase(steps[-1], shift)
+            per_seed["last_phase_return"].append(float(np.mean([ret[s] for s in steps if _phase(s, shift) == last])))
+            per_seed["mean_return"].append(float(np.mean([ret[s] for s in steps])))
+            later = [s for s in steps if _phase(s, shift) > 0] or steps
+            per_seed["after_shift_return"].append(float(np.mean([ret[s] for s in later])))
+            for tau in ("0.1", "0"):
+                d = runs.get(f"critic/dormant_ratio_tau{tau}", {})
+                if d:
+                    per_seed[f"dormant_tau{tau}"].append(float(np.mean([d[s] for s in later if s in d])))
+            d = runs.get("critic/dormant_ratio_tau0.1", {})
+            if d:
+                per_seed["final_dormant_tau0.1"].append(d[max(d)])
+        out[agent] = {k: mean_ci(v) for k, v in per_seed.items()} | {"seeds": (float(len(seeds)), 0.0)}
+    return out
+
+
+def curves(data: dict) -> dict[str, dict[str, dict[str, list[float]]]]:
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for agent, seeds in sorted(data.items()):
+        out[agent] = {}
+        for metric in CURVES:
+            steps = sorted({s for runs in seeds.values() for s in runs.get(metric, {})})
+            if not steps:
+                continue
+            stats = [mean_ci([runs[metric][s] for runs in seeds.values() if s in runs.get(metric, {})]) for s in steps]
+            out[agent][metric] = {"step": steps, "mean": [m for m, _ in stats], "ci95": [c for _, c in stats]}
+    return out
+
+
+def plot(curve: dict, shift: int, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
+    labels = {"return_current_phase": "return on the current phase", "return": "return on phase 0 (run forward)",
+              "critic/dormant_ratio_tau0.1": "critic dormant ratio (tau = 0.1)",
+              "critic/dormant_ratio_tau0": "critic dormant ratio (tau = 0: dead units)",
+              "critic/active_unit_fraction": "critic active-unit fraction (FAU)", "critic/srank": "critic feature srank"}
+    for ax, metric in zip(axes.flat, CURVES):
+        for agent, metrics in curve.items():
+            if metric not in metrics:
+                continue
+            c = metrics[metric]
+            x, m, e = np.array(c["step"]), np.array(c["mean"]), np.array(c["ci95"])
+            ax.plot(x, m, label=agent.replace("control.", ""), lw=1.6)
+            ax.fill_between(x, m - e, m + e, alpha=0.15)
+        if shift > 0:
+            xmax = max((max(v[metric]["step"]) for v in curve.values() if metric in v), default=0)
+            for b in range(shift, xmax, shift):
+                ax.axvline(b, color="grey", ls="--", lw=0.8)
+        ax.set_title(labels[metric], fontsize=10)
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(summary: dict, title: str) -> str:
+    keys = ["last_phase_return", "after_shift_return", "mean_return", "dormant_tau0.1", "dormant_tau0", "final_dormant_tau0.1"]
+    lines = [f"### {title}", "", "mean ± 95% t-interval half-width over seeds", "",
+             "| agent | seeds | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for agent, s in summary.items():
+        cells = []
+        for k in keys:
+            m, c = s.get(k, (float("nan"), float("nan")))
+            cells.append(f"{m:.3g} ± {c:.2g}" if "dormant" in k else f"{m:.0f} ± {c:.0f}")
+        lines.append(f"| {agent} | {int(s['seeds'][0])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--suite", default="ne")
+    ap.add_argument("--out", required=True, help="path prefix for .png, .json and .md")
+    ap.add_argument("--title", default="")
+    args = ap.parse_args(argv)
+    data, shift = load(args.db, args.suite)
+    if not data:
+        raise SystemExit(f"no ok runs of suite {args.suite!r} in {args.db}")
+    title = args.title or f"suite {args.suite}: {len(data)} agents, shift every {shift} env steps"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary, curve = summarize(data, shift), curves(data)
+    plot(curve, shift, out.with_suffix(".png"), title)
+    out.with_suffix(".json").write_text(json.dumps({"shift_every": shift, "summary": summary, "curves": curve}, indent=1))
+    out.with_suffix(".md").write_text(markdown(summary, title))
+    print(markdown(summary, title))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Which ids each client test applies to, and skipping absent extras (imported by the tests here)."""
+
+from __future__ import annotations
+
+import pytest
+
+import gymgen
+
+#: the module whose absence means an id's optional extra is not installed
+EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors"}
+
+SINGLE_AGENT_IDS = [e.id for e in gymgen.list_envs() if e.api == "gymnasium"]
+DAG_IDS = [e.id for e in gymgen.list_envs() if e.family == "dag"]
+BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None]
+#: ids whose batched env observes an ``action_mask`` (DAG envs, SMACLite, SpreadBatched)
+MASKED_BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None and e.family in ("dag", "marl")]
+
+
+def needs_extra(env_id: str) -> None:
+    """Skip (with the reason) when ``env_id``'s optional extra is not installed."""
+    entry = gymgen.get_entry(env_id)
+    if entry.extra:
+        pytest.importorskip(EXTRA_MODULE.get(entry.extra, entry.extra),
+                            reason=f"{env_id} needs the [{entry.extra}] extra")
+
+
+def unmasked_kwargs(env_id: str) -> dict:
+    """The documented option for learners that cannot mask: DAG envs end the episode on an illegal action."""
+    return {"invalid_action": "terminate"} if gymgen.get_entry(env_id).family == "dag" else {}
