@@ -55,8 +55,9 @@ class PFLogits(nn.Module):
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One index per row of ``probs`` (non-negative, rows need not be normalised) by inverse-CDF sampling.
 
-    Equivalent to ``torch.multinomial(probs, 1)`` in distribution and several times faster on CPU
-    (one cumsum and a searchsorted; ``tests/benchmarks/test_gfn_training.py`` times the sampler).
+    Equivalent to ``torch.multinomial(probs, 1)`` in distribution and faster on CPU (one cumsum and a
+    searchsorted): 1.26 vs 21.0 ms (16.6x) for 4096 rows of 241 actions, 18.3 vs 21.0 us (1.15x) for 64
+    rows of 3 (``tests/benchmarks/test_gfn_pieces.py::test_categorical_draw``, 2026-12-01, load ~1.6).
     Zero-probability entries are never drawn: the uniform draw stays strictly below the row total.
     """
     c = probs.cumsum(-1)

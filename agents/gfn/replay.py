@@ -16,7 +16,9 @@ entries of a ``LazyTensorStorage``. Two kinds:
 importance weights, generator) with its two C++ segment trees replaced by dense torch vectors: the
 compiled ``torchrl._torchrl`` extension of torchrl 0.14.1 does not load against torch 2.13 (undefined
 symbol), so the stock sampler raises "SumSegmentTreeFp32 is not available". A dense vector costs
-O(capacity) per draw (one cumsum), microseconds at the replay sizes used here. ``TopRewardWriter`` is a
+O(capacity) per draw (one cumsum): drawing 128 of 10,000 stored trajectories takes 0.50 ms vs 0.41 ms
+with the uniform ``RandomSampler`` (1.2x; ``tests/benchmarks/test_gfn_pieces.py::test_replay_sample``,
+2026-12-01, load ~1.6). ``TopRewardWriter`` is a
 vectorised ``torchrl.data`` writer: TorchRL's ``TensorDictMaxValueWriter`` ranks entries one by one in
 Python and fails on entries that have a time dimension (``[B, T]`` trajectories).
 

@@ -2,14 +2,17 @@
 
 ``sample_trajectories(env, policy, n)`` returns exactly the tensordict layout that TorchRL's
 ``env.rollout(env.max_trajectory_length, policy, break_when_any_done=False, break_when_all_done=True)``
-produces on a gymgen DAG env (the keys ``objectives.py`` documents; batch ``[n, T]``, ``T`` = longest
+produces on a gymgen DAG env for the keys ``objectives.py`` documents (the rollout also carries
+``"info"``, ``"truncated"`` and other entries that the losses do not read; batch ``[n, T]``, ``T`` = longest
 trajectory in the batch, steps after a trajectory's end are copies of its last step), so the losses
 cannot tell them apart. It is "fused" because it runs on the env's stateless API with plain tensors:
 each step draws actions only for the trajectories still running (``policy.draw`` on the compacted
 rows, with a seeded generator) and writes them into preallocated buffers, instead of building a
 tensordict per step and stepping every row through ``EnvBase.step``. On an 8x8 HyperGrid with batch
-64 it is several times faster than the TorchRL rollout of the same policy
-(``tests/benchmarks/test_gfn_training.py::test_sampling``); the agents use it, TorchRL users can use either.
+64 (MLP 256x2, one thread) it samples in 3.2 ms vs 20.4 ms for the TorchRL rollout of the same policy
+(6.3x; torchgfn's sampler 7.4 ms), and a whole TB iteration takes 7.6 ms vs 31.7 ms with the rollout
+(4.2x; torchgfn 17.9 ms) (``tests/benchmarks/test_gfn_training.py``, 2026-12-01, load ~1.6); the agents use
+it, TorchRL users can use either.
 """
 
 from __future__ import annotations
