@@ -217,6 +217,12 @@ class DAGEnv(BatchedEnv):
         self.states, self.finished = self._s0_rows, self._no_rows
         self._fmask, self._bmask = self._fmask0, self._bmask0
 
+    def _set_runtime(self, states: torch.Tensor, finished: torch.Tensor, fmask: torch.Tensor, bmask: torch.Tensor) -> None:
+        """Replace the current states, finished flags and cached masks. Written to ``__dict__``:
+        ``nn.Module.__setattr__`` (TorchRL envs are modules) costs ~1.7 us per tensor attribute, 4 per
+        reset and 4 per step, ~15 % of a batch-1 reset + step; these names are never parameters or buffers."""
+        self.__dict__.update(states=states, finished=finished, _fmask=fmask, _bmask=bmask)
+
     def _observe(self) -> Obs:
         return {"state": self.states.clone(), "action_mask": self._fmask.clone(), "backward_mask": self._bmask.clone()}
 
@@ -232,15 +238,12 @@ class DAGEnv(BatchedEnv):
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:
         if mask is None:
-            self.states, self.finished = self._s0_rows, self._no_rows
-            self._fmask, self._bmask = self._fmask0, self._bmask0
+            self._set_runtime(self._s0_rows, self._no_rows, self._fmask0, self._bmask0)
         else:
             m = mask.to(self.device).reshape(self.num_envs).bool()
             col = m.unsqueeze(-1)
-            self.states = torch.where(col, self._s0_rows, self.states)
-            self.finished = self.finished & ~m
-            self._fmask = torch.where(col, self._fmask0, self._fmask)
-            self._bmask = torch.where(col, self._bmask0, self._bmask)
+            self._set_runtime(torch.where(col, self._s0_rows, self.states), self.finished & ~m,
+                              torch.where(col, self._fmask0, self._fmask), torch.where(col, self._bmask0, self._bmask))
         return self._observe()
 
     def action_masks(self) -> Any:
@@ -299,9 +302,7 @@ class DAGEnv(BatchedEnv):
             exiting = exiting | (moved & ~fmask[:, :-1].any(-1))
         terminated = exiting | illegal if self.invalid_action == "terminate" else exiting
         finished = self.finished | terminated
-        self.states, self.finished = states, finished
-        self._fmask = self._without_finished(fmask, finished)
-        self._bmask = self.backward_masks(states)
+        self._set_runtime(states, finished, self._without_finished(fmask, finished), self.backward_masks(states))
         log_r = self._exit_log_rewards(exiting)
         info = {"log_reward": log_r, "invalid_action": illegal}
         return self._observe(), log_r.exp(), terminated, torch.zeros_like(terminated), info
