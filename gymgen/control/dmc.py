@@ -14,7 +14,13 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from gymgen.control.env import _check_cpu, check_box_action, gl_backend
+from gymgen.control.env import _check_cpu, check_box_action
+from gymgen.core.checks import check_seed
+from gymgen.core.adapters import check_render_mode
+from gymgen.core.errors import UnsupportedRenderMode
+from gymgen.offscreen_gl import default_headless_gl, gl_backend
+
+default_headless_gl()  # before dm_control is imported (it fixes its backend at import)
 
 
 def _require_dmc() -> Any:
@@ -72,9 +78,10 @@ class DMCEnv(gymnasium.Env):
         if (domain, task) not in suite.ALL_TASKS:
             raise ValueError(f"unknown DeepMind Control task {domain}-{task}; known: {sorted(f'{d}-{t}' for d, t in suite.ALL_TASKS)}")
         self.metadata = {**self.metadata, "render_modes": ["rgb_array"] if gl_backend() else []}
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} not supported here; expected one of {self.metadata['render_modes']}"
-                             " (rgb_array needs MUJOCO_GL=egl or osmesa, or a display)")
+        try:
+            check_render_mode(render_mode, self.metadata, "DMCEnv")
+        except UnsupportedRenderMode as exc:
+            raise UnsupportedRenderMode(str(exc) + (" (rgb_array needs MUJOCO_GL=egl or osmesa, or a display)" if not self.metadata["render_modes"] else "")) from None
         self.render_mode = render_mode
         self.domain, self.task = domain, task
         self._env = compat(suite.load(domain, task), render_mode=render_mode)
@@ -90,7 +97,7 @@ class DMCEnv(gymnasium.Env):
         return np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in self._keys])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))  # a clear TypeError/ValueError naming a bad seed
         obs, _ = self._env.reset(seed=seed)
         self._done = False
         return self._flat(obs), {}

@@ -18,8 +18,14 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
-from gymgen.core.batched import BatchedEnv, InvalidActionError
+from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError
+from gymgen.core.checks import check_seed
+from gymgen.core.adapters import check_render_mode
+from gymgen.core.errors import UnsupportedRenderMode
+from gymgen.offscreen_gl import default_headless_gl, gl_backend
 from gymgen.control.schedule import REWARD_KEYS, TASKS, Phase, check_shift_every, parse_phases, phase_index
+
+default_headless_gl()  # before mujoco is imported: rgb_array works headless where EGL is installed
 
 #: episode length of every control id (gymnasium's v5 default for these robots)
 MAX_EPISODE_STEPS = 1000
@@ -52,24 +58,6 @@ def _split_task_kwargs(task_kwargs: dict[str, Any] | None, default_task: str, ro
             raise ValueError(f"task_kwargs names robots {unknown} that no phase uses; robots: {list(robots)}")
         return {r: dict(task_kwargs.get(r, {})) for r in robots}
     return {r: (dict(task_kwargs) if r == default_task else {}) for r in robots}
-
-
-def gl_backend() -> str | None:
-    """The OpenGL backend MuJoCo renders with in this process (``egl``, ``osmesa``, ``glfw``), or None when
-    rendering would abort it (GLFW without a display): ``rgb_array`` is only offered when one exists.
-    MuJoCo fixes its backend from ``MUJOCO_GL`` when ``mujoco`` is first imported."""
-    import os
-    import sys
-
-    if "mujoco" in sys.modules and hasattr(sys.modules["mujoco"], "GLContext"):
-        gl = sys.modules["mujoco"].GLContext.__module__.rsplit(".", 1)[-1]
-    else:
-        gl = os.environ.get("MUJOCO_GL", "glfw").lower() or "glfw"
-    if gl in ("egl", "osmesa"):
-        return gl
-    if gl == "glfw" and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return gl
-    return None
 
 
 def check_box_action(action: Any, space: spaces.Box) -> np.ndarray:
@@ -139,8 +127,8 @@ class ControlEnv(gymnasium.Env):
     ## Arguments
     ``task`` (str, the robot when no phase names one), ``phases`` (list of dicts, see above; ``None`` = one
     stationary phase), ``shift_every`` (int >= 0, env steps per phase), ``task_kwargs`` (v5 constructor
-    kwargs of ``task``, or ``{robot: kwargs}``), ``render_mode`` (``"rgb_array"``: offered only when a GL backend is configured,
-    e.g. ``MUJOCO_GL=osmesa`` with Debian's ``libosmesa6``, or a display), ``device`` (a CPU device: MuJoCo runs on the CPU).
+    kwargs of ``task``, or ``{robot: kwargs}``), ``render_mode`` (``"rgb_array"``: offered when MuJoCo has a GL backend: a display,
+    ``MUJOCO_GL=egl``/``osmesa``, or headless with EGL installed, where gymgen defaults ``MUJOCO_GL=egl``), ``device`` (a CPU device: MuJoCo runs on the CPU).
     ``reset(options={"schedule_step": n})`` moves the schedule clock to ``n``; ``reset(options={"phase": k})``
     pins phase ``k`` for the episodes that follow (the clock still counts, the phase does not move) until a
     reset without that option: e.g. to evaluate a policy on the phase it is being trained on.
@@ -169,9 +157,10 @@ class ControlEnv(gymnasium.Env):
         self.phases: tuple[Phase, ...] = parse_phases(task, phases)
         self.shift_every = check_shift_every(shift_every, len(self.phases))
         self.metadata = {**self.metadata, "render_modes": ["rgb_array"] if gl_backend() else []}
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} not supported here; expected one of {self.metadata['render_modes']}"
-                             " (rgb_array needs MUJOCO_GL=egl or osmesa, or a display)")
+        try:
+            check_render_mode(render_mode, self.metadata, "ControlEnv")
+        except UnsupportedRenderMode as exc:
+            raise UnsupportedRenderMode(str(exc) + (" (rgb_array needs MUJOCO_GL=egl or osmesa, or a display)" if not self.metadata["render_modes"] else "")) from None
         self.render_mode = render_mode
         self.robots: tuple[str, ...] = tuple(dict.fromkeys(p.task for p in self.phases))
         per_robot = _split_task_kwargs(task_kwargs, task, self.robots)
@@ -270,7 +259,7 @@ class ControlEnv(gymnasium.Env):
 
     # ---- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))  # a clear TypeError/ValueError naming a bad seed
         if seed is not None:
             self._t = 0
         if options and "schedule_step" in options:
@@ -340,6 +329,25 @@ class ControlVectorEnv(SyncVectorEnv):
         super().__init__([make_one] * num_envs, autoreset_mode=AutoresetMode(autoreset_mode))
 
 
+#: the schedule entries of every control step's info
+_SCHEDULE_INFO = ("phase", "task_id", "schedule_step")
+
+
+def _robot_info_keys(env: ControlEnv) -> dict[str, tuple[int, ...]]:
+    """The float entries (name -> shape) the v5 robots of ``env`` put in a step's info (their union, in
+    first-seen order): read from one zero-action step of each underlying robot env, which
+    ``ControlEnv.reset`` then discards."""
+    keys: dict[str, tuple[int, ...]] = {}
+    for raw in env._envs.values():
+        raw.reset(seed=0)
+        _, _, _, _, info = raw.step(np.zeros(raw.action_space.shape, raw.action_space.dtype))
+        for k, v in info.items():
+            arr = np.asarray(v)
+            if arr.dtype.kind == "f":
+                keys.setdefault(k, arr.shape)
+    return keys
+
+
 class ControlBatched(BatchedEnv):
     """``batch_size`` :class:`ControlEnv` copies behind gymgen's ``BatchedEnv`` API (a Python loop).
 
@@ -348,6 +356,11 @@ class ControlBatched(BatchedEnv):
     ``device``. Row ``i`` is seeded ``seed + i``; each row keeps its own schedule clock; rows truncate
     after ``max_episode_steps``. This is what ``gymgen.make_batched(<control id>, batch_size=n)`` returns
     (a TorchRL ``EnvBase``); it is not faster than looping over Gymnasium envs yourself.
+
+    The step ``info`` of :class:`ControlEnv` travels too (TorchRL: ``("info", name)``): ``phase``,
+    ``task_id``, ``schedule_step`` (int64) and every float entry the v5 robots report (``x_velocity``,
+    ``reward_forward``, Humanoid's ``tendon_length`` ... as float64); on a task cycle, an entry the current
+    robot does not report is NaN.
     """
 
     def __init__(self, batch_size: int = 1, device: Any = "cpu", task: str = "HalfCheetah",
@@ -360,15 +373,18 @@ class ControlBatched(BatchedEnv):
         self.single_observation_space = spaces.Dict({"observation": self.envs[0].observation_space})
         self.single_action_space = self.envs[0].action_space
         self.max_episode_steps = max_episode_steps
-        self._elapsed = [0] * batch_size
+        self._row_steps = [0] * batch_size
         self._fresh = [False] * batch_size  # rows just reset by seed_rng: the next reset keeps that state
         self._obs = np.zeros((batch_size, self.envs[0].obs_dim), dtype=np.float32)
+        self._float_info = _robot_info_keys(self.envs[0])
+        self.info_fields = {**{k: InfoField(torch.int64) for k in _SCHEDULE_INFO},
+                            **{k: InfoField(torch.float64, shape) for k, shape in self._float_info.items()}}
         self._finish_init()
 
     def seed_rng(self, seed: int) -> None:
         for i, env in enumerate(self.envs):
             self._obs[i] = env.reset(seed=int(seed) + i)[0]
-            self._elapsed[i] = 0
+            self._row_steps[i] = 0
             self._fresh[i] = True
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -377,24 +393,29 @@ class ControlBatched(BatchedEnv):
             if not self._fresh[i]:
                 self._obs[i] = self.envs[i].reset()[0]
             self._fresh[i] = False
-            self._elapsed[i] = 0
+            self._row_steps[i] = 0
         return {"observation": torch.as_tensor(self._obs.copy(), device=self.device)}
 
     def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> Any:
         acts = action.detach().cpu().numpy()
         b = len(self.envs)
         reward, term, trunc = np.zeros(b, np.float32), np.zeros(b, bool), np.zeros(b, bool)
+        info = {**{k: np.zeros(b, np.int64) for k in _SCHEDULE_INFO}, **{k: np.full((b, *shape), np.nan) for k, shape in self._float_info.items()}}
         live = np.ones(b, bool) if active is None else active.reshape(-1).cpu().numpy()
         for i in np.flatnonzero(live):
             self._fresh[i] = False
-            obs, r, te, tr, _ = self.envs[i].step(acts[i])
+            obs, r, te, tr, row_info = self.envs[i].step(acts[i])
+            for k, v in row_info.items():
+                if k in info:
+                    info[k][i] = v
             self._obs[i], reward[i], term[i] = obs, r, te
-            self._elapsed[i] += 1
-            limit = self.max_episode_steps is not None and self._elapsed[i] >= self.max_episode_steps
+            self._row_steps[i] += 1
+            limit = self.max_episode_steps is not None and self._row_steps[i] >= self.max_episode_steps
             trunc[i] = bool(tr or limit) and not te
         dev = self.device
         return ({"observation": torch.as_tensor(self._obs.copy(), device=dev)}, torch.as_tensor(reward, device=dev),
-                torch.as_tensor(term, device=dev), torch.as_tensor(trunc, device=dev), {})
+                torch.as_tensor(term, device=dev), torch.as_tensor(trunc, device=dev),
+                {k: torch.as_tensor(v, device=dev) for k, v in info.items()})
 
     def is_enumerable(self) -> bool:
         return False

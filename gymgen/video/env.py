@@ -18,6 +18,8 @@ except ImportError as exc:  # a plain install: say which extra brings MuJoCo and
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
+from gymgen.core.checks import check_seed  # noqa: E402
+from gymgen.core.adapters import check_render_mode  # noqa: E402
 from gymgen.core.batched import InvalidActionError  # noqa: E402
 from gymgen.video.tasks import CAMERAS, MT10, POLICY_CAMERA, require_metaworld  # noqa: E402
 
@@ -118,8 +120,7 @@ class MetaWorldVideoEnv(gymnasium.Env):
             raise ValueError(f"unknown camera {camera!r}; expected one of {CAMERAS}")
         if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 512:
             raise ValueError(f"size must be an int in [16, 512], got {size!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata['render_modes']}")
+        check_render_mode(render_mode, self.metadata, "MetaWorldVideoEnv")
         self.task, self.camera, self.size = task, camera, size
         self.task_seed, self.terminate_on_success, self.render_mode = int(task_seed), bool(terminate_on_success), render_mode
         try:
@@ -160,7 +161,7 @@ class MetaWorldVideoEnv(gymnasium.Env):
 
     # ---- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))  # a clear TypeError/ValueError naming a bad seed
         self.task_index = int(self.np_random.integers(len(self.tasks)))
         self.sim.set_task(self.tasks[self.task_index])
         self.sim.seed(int(self.np_random.integers(2**31)))  # any randomness inside Meta-World's reset

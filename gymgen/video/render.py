@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+from gymgen.offscreen_gl import default_headless_gl, match_mujoco_backend
+
+default_headless_gl()
+os.environ.setdefault("MUJOCO_GL", "egl")  # this module renders offscreen, display or not
 
 import atexit  # noqa: E402
 
@@ -33,26 +36,6 @@ def _hook_exit() -> None:
         _HOOKED = True
 
 _ROTATE = ("corner", "corner2", "corner3", "corner4")
-
-
-def _match_backend() -> None:
-    """Honour ``MUJOCO_GL`` even when MuJoCo was imported before it was set (e.g. ``import metaworld`` first).
-
-    MuJoCo picks its OpenGL backend once, at import; if that happened with ``MUJOCO_GL`` unset it chose
-    GLFW, which needs a display. When ``MUJOCO_GL`` now names ``egl`` or ``osmesa``, switch MuJoCo's
-    ``gl_context.GLContext`` to that backend so offscreen rendering works regardless of import order.
-    """
-    from mujoco import gl_context
-
-    want = os.environ.get("MUJOCO_GL", "").lower().strip()
-    if want == getattr(gl_context, "_MUJOCO_GL", want) or want not in ("egl", "osmesa"):
-        return
-    if want == "egl":
-        from mujoco.egl import GLContext
-    else:
-        from mujoco.osmesa import GLContext
-    gl_context.GLContext = GLContext
-    gl_context._MUJOCO_GL = want
 
 
 def speed_up_model(model: mujoco.MjModel) -> None:
@@ -111,7 +94,7 @@ class FastRenderer:
             speed_up_model(model)
         key = (share_key if share_key is not None else id(model), size, fast)
         try:
-            _match_backend()
+            match_mujoco_backend()
             if key not in _CONTEXTS:
                 _CONTEXTS[key] = _SharedContext(model, size)
                 _hook_exit()

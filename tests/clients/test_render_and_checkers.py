@@ -11,7 +11,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import pytest
-from client_ids import DAG_IDS, SINGLE_AGENT_IDS, needs_extra, unmasked_kwargs
+from client_ids import DAG_IDS, SINGLE_AGENT_IDS, needs_extra, random_action, unmasked_kwargs
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 import gymgen
@@ -60,10 +60,9 @@ def test_sb3_make_vec_env_renders_and_steps(env_id: str) -> None:
     frame = vec.render()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     rng = np.random.default_rng(0)
-    n = vec.action_space.n
     for _ in range(5):
-        masks = obs["action_mask"] if isinstance(obs, dict) and "action_mask" in obs else np.ones((2, n), bool)
-        obs, *_ = vec.step(np.array([int(rng.choice(np.flatnonzero(m))) for m in masks]))
+        rows = [{k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i] for i in range(2)]
+        obs, *_ = vec.step(np.array([random_action(vec.action_space, row, rng) for row in rows]))
     vec.close()
 
 

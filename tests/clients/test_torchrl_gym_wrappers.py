@@ -50,7 +50,9 @@ def test_gymwrapper_over_gymnasium_make_with_the_loud_default(env_id: str) -> No
     torch.manual_seed(1)
     env = GymWrapper(gymnasium.make(env_id), categorical_action_encoding=True)  # invalid_action="raise"
     assert env.batch_size == torch.Size([])
-    collector = Collector(env, policy=masked_random_policy, frames_per_batch=64, total_frames=128)
+    discrete = isinstance(gymnasium.make(env_id).action_space, gymnasium.spaces.Discrete)
+    collector = Collector(env, policy=masked_random_policy if discrete else None,  # Box: TorchRL's RandomPolicy
+                          frames_per_batch=64, total_frames=128)
     batches = list(collector)
     collector.shutdown()
     assert sum(b.numel() for b in batches) == 128
@@ -70,8 +72,12 @@ def test_views_forward_only_their_documented_helpers(env_id: str) -> None:
                 getattr(view, torchrl_only)
         with pytest.raises(AttributeError, match=rf"'{type(view).__name__}' object has no attribute 'no_such_thing'$"):
             view.no_such_thing  # noqa: B018
-        assert view.batched.num_envs == view.unwrapped.batched.num_envs
     assert not hasattr(single, "num_envs") and vector.num_envs == 2
+    if gymgen.get_entry(env_id).family in ("control", "video"):  # plain MuJoCo envs, not views of a BatchedEnv
+        assert not hasattr(single, "batched") and not hasattr(single, "action_masks")
+        return
+    for view in (single, vector):
+        assert view.batched.num_envs == view.unwrapped.batched.num_envs
     batched = single.batched
     if gymgen.get_entry(env_id).family == "dag":
         obs, _ = single.reset(seed=0)

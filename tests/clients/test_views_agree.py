@@ -13,7 +13,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from client_ids import needs_extra
+from client_ids import needs_extra, random_action
 
 import gymgen
 
@@ -24,20 +24,13 @@ STEPS = 30
 SEED = 7
 
 
-def _action(obs: Any, rng: np.random.Generator, n: int) -> int:
-    if isinstance(obs, dict) and "action_mask" in obs:
-        legal = np.flatnonzero(np.asarray(obs["action_mask"]))
-        return int(legal[rng.integers(len(legal))])
-    return int(rng.integers(n))
-
-
 def _single(env_id: str) -> list[tuple]:
     env = gymnasium.make(env_id, max_episode_steps=LIMIT)
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=SEED)
     out: list[tuple] = [("reset", obs, info)]
     for _ in range(STEPS):
-        obs, r, term, trunc, info = env.step(_action(obs, rng, env.action_space.n))
+        obs, r, term, trunc, info = env.step(random_action(env.action_space, obs, rng))
         out.append(("step", obs, r, term, trunc, info))
         if term or trunc:
             obs, info = env.reset()
@@ -54,13 +47,14 @@ def _vector(env_id: str) -> list[tuple]:
     out: list[tuple] = [("reset", row(obs), row_info(info))]
     done = False
     for _ in range(STEPS):
-        obs, r, term, trunc, info = env.step(np.array([_action(row(obs), rng, env.single_action_space.n)]))
+        obs, r, term, trunc, info = env.step(np.array([random_action(env.single_action_space, row(obs), rng)]))
         obs1 = row(obs)
         out.append(("step", obs1, float(r[0]), bool(term[0]), bool(trunc[0]),
                     {k: v[0] for k, v in info.items() if not k.startswith("_")}))
         assert all(bool(info[f"_{k}"][0]) for k in info if not k.startswith("_")), "every key is set on a real step"
         if term[0] or trunc[0]:  # NEXT_STEP autoreset: the next step() is the reset step
-            obs, r, term, trunc, info = env.step(np.array([0]))
+            space = env.single_action_space  # any legal action: the reset step ignores it
+            obs, r, term, trunc, info = env.step(np.zeros((1, *space.shape), space.dtype))
             assert r[0] == 0 and not term[0] and not trunc[0]
             # a reset step carries only the reset info (as SyncVectorEnv's autoreset step does)
             out.append(("reset", row(obs), row_info(info)))
@@ -72,20 +66,27 @@ def _torchrl(env_id: str) -> list[tuple]:
     rng = np.random.default_rng(0)
     env.set_seed(SEED)
     td = env.reset()
-    if isinstance(env.single_observation_space, gymnasium.spaces.Dict):
+    if gymgen.get_entry(env_id).family == "control":  # a Box observation, kept under "observation"
+        np_obs = lambda t: t["observation"][0].cpu().numpy()  # noqa: E731
+    elif isinstance(env.single_observation_space, gymnasium.spaces.Dict):
         obs_keys = list(env.single_observation_space.spaces)
         np_obs = lambda t: {k: t[k][0].cpu().numpy() for k in obs_keys}  # noqa: E731
     else:  # an image observation (WorldSim), kept under the env's observation_key
         np_obs = lambda t: t[env.observation_key][0].cpu().numpy()  # noqa: E731
     out: list[tuple] = [("reset", np_obs(td), {})]
     for _ in range(STEPS):
-        td["action"] = torch.tensor([_action(np_obs(td), rng, env.single_action_space.n)])
+        td["action"] = torch.as_tensor(np.array([random_action(env.single_action_space, np_obs(td), rng)]))
         nxt = env.step(td)["next"]
         info = {}
         if "info" in nxt.keys():
             for k in env.info_fields:
                 v = nxt["info", k]
+                if isinstance(v, torch.Tensor) and v.ndim > 1:  # an array entry (Humanoid's tendon_length)
+                    info[k] = v[0].cpu().numpy()
+                    continue
                 info[k] = v[0] if isinstance(v, list) else (v.tolist()[0] if not isinstance(v, torch.Tensor) else v[0].item())
+                if isinstance(info[k], float) and np.isnan(info[k]) and gymgen.get_entry(env_id).family == "control":
+                    del info[k]  # a task cycle's robot that does not report this entry (documented NaN)
         out.append(("step", np_obs(nxt), float(nxt["reward"][0, 0]), bool(nxt["terminated"][0, 0]),
                     bool(nxt["truncated"][0, 0]), info))
         td = nxt
@@ -100,8 +101,8 @@ def _same(a: Any, b: Any) -> bool:
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (np.ndarray, np.generic)) or isinstance(b, (np.ndarray, np.generic)):
         return np.array_equal(np.asarray(a), np.asarray(b))
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (np.isnan(a) and np.isnan(b))
+    if isinstance(a, float) and isinstance(b, float):  # TorchRL keeps rewards as float32 (its reward spec)
+        return np.float32(a) == np.float32(b) or (np.isnan(a) and np.isnan(b))
     return a == b
 
 
