@@ -1,6 +1,6 @@
 """Reproduce the GFlowNet seed papers' claims at small CPU budgets over several seeds.
 
-    python scripts/reproduce_gfn_claims.py --seeds 0 1 2 --out gfn_claims.json [--only qgfn egfn rbs flows]
+    python scripts/reproduce_gfn_claims.py --seeds 0 1 2 --out gfn_claims.json [--only qgfn qgfn_bitseq egfn rbs flows]
 
 Claims (issue 4): QGFN finds more high-reward modes than TB at equal trajectories; EGFN finds more modes
 than TB on a sparse grid at equal reward evaluations; RBS has a higher goal success rate than a plain
@@ -41,6 +41,25 @@ def claim_qgfn(seeds, budget_traj=3200):
     return "modes_found", env_kw, {"trajectories": budget_traj}, runs
 
 
+def claim_qgfn_bitseq(seeds, budget_traj=6400):
+    """BitSequence n=60 bits in k=4-bit words (15 steps), 60 reference modes, R = exp(1 - d/n)^3 (the
+    card's QGFN/TB form): reference modes reached within Hamming 14 (the TB paper's 28 for n=120,
+    scaled) by the training samples, within the same trajectories."""
+    env_kw = dict(n=60, k=4, n_modes=60, reward_form="tb", reward_exponent=3.0)
+
+    def bits():
+        return gymgen.make_batched("gymgen/BitSequence-v0", batch_size=1, **env_kw)
+
+    common = dict(n_iterations=10**9, max_trajectories=budget_traj, batch_size=32, eval_every=10)
+    runs = {
+        "tb": lambda s: tb.train(bits(), tb.TBConfig(seed=s, **common)),
+        "qgfn_p_greedy_0.5": lambda s: qgfn.train(bits(), qgfn.QGFNConfig(seed=s, variant="p_greedy", p=0.5, **common)),
+        "qgfn_p_of_max_0.5": lambda s: qgfn.train(bits(), qgfn.QGFNConfig(seed=s, variant="p_of_max", p=0.5, **common)),
+        "qgfn_p_quantile_0.5": lambda s: qgfn.train(bits(), qgfn.QGFNConfig(seed=s, variant="p_quantile", p=0.5, **common)),
+    }
+    return "modes_found", {"id": "gymgen/BitSequence-v0", **env_kw}, {"trajectories": budget_traj}, runs
+
+
 def claim_egfn(seeds, budget_rew=4000):
     """Sparse 2-D grid H=32, R0=1e-3: distinct top cells found within the same reward evaluations."""
     env_kw = dict(ndim=2, height=32, R0=1e-3)
@@ -60,13 +79,23 @@ def claim_rbs(seeds, iters=300):
 
 
 def claim_flows(seeds, iters=200):
-    """8x8 grid, R0=0.1: exact tv after the same 12,800 trajectories."""
+    """8x8 grid, R0=0.1: exact tv after the same 12,800 trajectories (RPE also in its variants)."""
     env_kw = dict(ndim=2, height=8, R0=0.1)
     runs = {
         "tb": lambda s: tb.train(grid(**env_kw), tb.TBConfig(n_iterations=iters, batch_size=64, seed=s)),
         "db": lambda s: db.train(grid(**env_kw), db.DBConfig(n_iterations=iters, batch_size=64, seed=s)),
         "bn": lambda s: bn.train(grid(**env_kw), bn.BNConfig(n_iterations=iters, batch_size=64, seed=s)),
         "rpe": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s)),
+        # the first reconstruction: exit reward from a learned head fitted only at sampled terminals
+        "rpe_exit_head": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, exit_reward="head")),
+        "rpe_exit_head_semi_gradient": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, exit_reward="head", semi_gradient=True)),
+        "rpe_semi_gradient": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, semi_gradient=True)),
+        # learning-rate sensitivity (same budget) and TB at RPE's reward-evaluation budget (~8.8 calls per trajectory)
+        "tb_lr3e-3": lambda s: tb.train(grid(**env_kw), tb.TBConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3)),
+        "db_lr3e-3": lambda s: db.train(grid(**env_kw), db.DBConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3)),
+        "rpe_lr3e-3": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3)),
+        "rpe_exit_head_lr3e-3": lambda s: rpe.train(grid(**env_kw), rpe.RPEConfig(n_iterations=iters, batch_size=64, seed=s, lr=3e-3, exit_reward="head")),
+        "tb_at_rpe_reward_budget": lambda s: tb.train(grid(**env_kw), tb.TBConfig(n_iterations=int(iters * 8.8), batch_size=64, seed=s)),
     }
     return "tv_exact", env_kw, {"trajectories": iters * 64}, runs
 
@@ -81,7 +110,7 @@ def modes_curve(history: list[dict], budget: dict[str, int]) -> dict[str, float]
     return out
 
 
-CLAIMS = {"flows": claim_flows, "qgfn": claim_qgfn, "egfn": claim_egfn, "rbs": claim_rbs}
+CLAIMS = {"flows": claim_flows, "qgfn": claim_qgfn, "qgfn_bitseq": claim_qgfn_bitseq, "egfn": claim_egfn, "rbs": claim_rbs}
 
 
 def main() -> None:
@@ -90,6 +119,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=list(CLAIMS), default=list(CLAIMS))
     ap.add_argument("--out", default="gfn_claims.json")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every budget by this factor")
+    ap.add_argument("--methods", nargs="+", default=None, help="run only these methods of the chosen claims")
     args = ap.parse_args()
     torch.set_num_threads(1)
     results = {}
@@ -99,6 +129,8 @@ def main() -> None:
         metric, env_kw, budget, runs = fn(args.seeds, int(default * args.scale))
         results[name] = {"metric": metric, "env": env_kw, "budget": budget, "methods": {}}
         for method, fn in runs.items():
+            if args.methods and method not in args.methods:
+                continue
             vals, extra = [], []
             for s in args.seeds:
                 t = time.perf_counter()

@@ -8,10 +8,13 @@ dataclass and ``train(env, cfg) -> policy`` (``policy.act(obs)``, ``policy.sampl
   mixing), ``egfn`` (evolutionary population + prioritized replay), ``rbs`` (goal-conditioned GFN with
   retrospective backward synthesis; also plain and hindsight-relabelling modes).
 
-Shared pieces, written once: ``sampler`` (batched forward/backward trajectory sampling into tensordict
-batches), ``nets`` (one MLP, one pass -> PF, PB, log F), ``losses`` (TB, DB, SubTB, FM/state-flow),
-``buffers`` (uniform and reward-prioritized replay), ``evaluate`` (exact metrics, modes found),
-``common`` (configs, budget counters, policy, training loop), ``leaderboard`` (``gfn.*`` factories).
+The TorchRL pieces, written once and used by every agent (and usable in your own TorchRL loop; see
+``docs/gfn_torchrl.md``): ``modules`` (``ForwardPolicy``, a ``ProbabilisticActor`` with a masked
+categorical over the forward mask; ``QGFNPolicy``), ``objectives`` (every objective as a
+``torchrl.objectives.LossModule`` over documented tensordict keys), ``replay`` (``torchrl.data``
+buffers of whole trajectories), ``sampler`` (the fused fast path producing the same layout as
+``env.rollout``), ``nets`` (one MLP, one pass -> PF, PB, log F), ``evaluate`` (exact metrics, modes),
+``common`` (configs, budgets, the training loop), ``leaderboard`` (``gfn.*`` factories).
 
 Example::
 

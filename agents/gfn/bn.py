@@ -1,6 +1,6 @@
 """Bifurcated GFlowNets (BN; Li, Liu, Liu, Cai, Pan, arXiv 2406.01901), reconstructed from the abstract.
 
-No public code exists; these are the reconstruction choices:
+No public code exists; these are the reconstruction choices (``objectives.BifurcatedFlowLoss``):
 
 - **Bifurcation.** The edge flow is factorised ``F(s -> s') = F(s) * A(s'|s)``: the model's log-flow
   head is the state flow ``log F(s)`` and its PF head, softmax-normalised over the legal children (exit
@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, log_flow_at_s0, make_model, model_log_pf, train_loop
-from gymgen.agents.gfn.losses import flow_matching_loss
-from gymgen.agents.gfn.nets import masked_log_softmax
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, train_new
+from gymgen.agents.gfn.modules import forward_policy
+from gymgen.agents.gfn.objectives import BifurcatedFlowLoss
 
 
 @dataclass
@@ -32,23 +30,9 @@ class BNConfig(GFNConfig):
     """Bifurcated GFlowNet settings."""
 
 
-def bifurcated_log_edge(model, env):
-    """``log F(s -> s_a) = log F(s) + log A(a|s)`` for every forward action ``a``."""
-
-    def f(states, extra=None):
-        pf, _, logf = model(states, extra)
-        return logf.unsqueeze(-1) + masked_log_softmax(pf, env.forward_masks(states))
-
-    return f
-
-
 def train(env, cfg: BNConfig | None = None) -> GFNPolicy:
     """Train a Bifurcated GFlowNet with the state-level objective described in the module docstring."""
     cfg = cfg or BNConfig()
     check_env(env, cfg)
     model = make_model(env, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    policy = GFNPolicy(env, model, model_log_pf(model, env), seed=cfg.seed)
-    log_edge = bifurcated_log_edge(model, env)
-
-    return train_loop(env, cfg, policy, lambda td: flow_matching_loss(env, log_edge, td), opt, log_z_fn=log_flow_at_s0(model, env))
+    return train_new(env, cfg, model, forward_policy(model), BifurcatedFlowLoss(model, env))

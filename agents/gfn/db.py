@@ -1,14 +1,13 @@
 """Detailed Balance (Bengio et al., JMLR 2023): ``F(s) P_F(s'|s) = F(s') P_B(s|s')`` on every sampled
-transition, with ``F(x) P_F(exit|x) = R(x)`` at the exit."""
+transition, with ``F(x) P_F(exit|x) = R(x)`` at the exit (``objectives.DetailedBalanceLoss``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, log_flow_at_s0, make_model, model_log_pf, train_loop
-from gymgen.agents.gfn.losses import db_loss, trajectory_terms
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, train_new
+from gymgen.agents.gfn.modules import forward_policy
+from gymgen.agents.gfn.objectives import DetailedBalanceLoss
 
 
 @dataclass
@@ -21,10 +20,4 @@ def train(env, cfg: DBConfig | None = None) -> GFNPolicy:
     cfg = cfg or DBConfig()
     check_env(env, cfg)
     model = make_model(env, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    policy = GFNPolicy(env, model, model_log_pf(model, env), seed=cfg.seed)
-
-    def loss_fn(td):
-        return db_loss(trajectory_terms(model, td, cfg.uniform_pb), td)
-
-    return train_loop(env, cfg, policy, loss_fn, opt, log_z_fn=log_flow_at_s0(model, env))
+    return train_new(env, cfg, model, forward_policy(model), DetailedBalanceLoss(model, uniform_pb=cfg.uniform_pb))

@@ -8,6 +8,9 @@ mean reward. The ``n_elites`` best survive unchanged, the rest are children of t
 mutated by Gaussian noise (``mutation_std``, each parameter tensor with prob. ``mutation_prob``); with
 ``feedback`` the star's weights replace the worst member. Members share the star's architecture and
 no gradients flow through them.
+
+Pieces: ``objectives.TrajectoryBalanceLoss`` for the star, ``replay.TrajectoryReplay("prioritized")``
+(``torchrl.data``: the top-reward trajectories, drawn with probability proportional to ``R(x)^alpha``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, model_log_pf, train_loop
-from gymgen.agents.gfn.losses import tb_loss, trajectory_terms
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, build, check_env, make_model, train_loop
+from gymgen.agents.gfn.modules import forward_policy
+from gymgen.agents.gfn.objectives import TrajectoryBalanceLoss
 from gymgen.agents.gfn.sampler import sample_trajectories
 
 
@@ -52,43 +56,42 @@ def train(env, cfg: EGFNConfig | None = None) -> GFNPolicy:
     check_env(env, cfg)
     if cfg.n_elites >= cfg.population_size:
         raise ValueError(f"n_elites ({cfg.n_elites}) must be < population_size ({cfg.population_size})")
+    if cfg.replay == "none":
+        raise ValueError("EGFN trains its star on the population's replay: replay must be 'uniform' or 'prioritized', not 'none'")
     model = make_model(env, cfg)
-    log_z = torch.nn.Parameter(torch.zeros((), device=env.device))
-    opt = torch.optim.Adam([{"params": model.parameters(), "lr": cfg.lr}, {"params": [log_z], "lr": cfg.lr_logz}])
-    policy = GFNPolicy(env, model, model_log_pf(model, env), seed=cfg.seed)
+    agent = build(env, cfg, model, forward_policy(model), TrajectoryBalanceLoss(model, uniform_pb=cfg.uniform_pb))
     gen = torch.Generator(device=env.device).manual_seed(cfg.seed + 101)
-    population = []
+    population = []  # ForwardPolicy actors of frozen copies of the star's network
     for _ in range(cfg.population_size):
-        m = copy.deepcopy(model).requires_grad_(False)
-        mutate(m, cfg.mutation_std, cfg.mutation_prob, gen)
-        population.append(m)
-    policy.population = population
+        member = forward_policy(copy.deepcopy(model).requires_grad_(False))
+        mutate(member, cfg.mutation_std, cfg.mutation_prob, gen)
+        population.append(member)
+    agent.population = population
 
     def evolve(it, td):
         if (it + 1) % cfg.evolve_every:
             return
         fitness = []
         for m in population:
-            ptd = sample_trajectories(env, model_log_pf(m, env), cfg.eval_episodes, generator=gen)
-            policy.counters.trajectories += cfg.eval_episodes
-            policy.counters.reward_evaluations += cfg.eval_episodes
-            policy.modes.update(ptd["terminal"], ptd["log_reward"])
-            policy.buffer.add(ptd)
-            fitness.append(float(ptd["log_reward"].exp().mean()))
+            ptd = sample_trajectories(env, m, cfg.eval_episodes, generator=gen)
+            agent.counters.trajectories += cfg.eval_episodes
+            agent.counters.reward_evaluations += cfg.eval_episodes
+            log_r = ptd.get(("next", "log_reward"))[:, -1]
+            agent.modes.update(ptd.get(("next", "state"))[:, -1], log_r)
+            agent.buffer.extend(ptd)
+            fitness.append(float(log_r.exp().mean()))
         fit = torch.tensor(fitness)
         order = torch.argsort(fit, descending=True).tolist()
         new = [population[i] for i in order[: cfg.n_elites]]
         while len(new) < cfg.population_size:
-            cand = torch.randperm(len(population), generator=torch.Generator().manual_seed(int(torch.randint(1 << 30, (1,), generator=gen))))[: cfg.tournament_size]
+            cand = torch.randperm(len(population), generator=torch.Generator().manual_seed(int(torch.randint(1 << 30, (1,), generator=gen, device=gen.device))))[: cfg.tournament_size]
             winner = population[int(cand[fit[cand].argmax()])]
             child = copy.deepcopy(winner)
             mutate(child, cfg.mutation_std, cfg.mutation_prob, gen)
             new.append(child)
         if cfg.feedback:
-            new[-1] = copy.deepcopy(model).requires_grad_(False)
+            new[-1] = forward_policy(copy.deepcopy(model).requires_grad_(False))
         population[:] = new
 
-    def loss_fn(td):
-        return tb_loss(trajectory_terms(model, td, cfg.uniform_pb), td["log_reward"], log_z)
-
-    return train_loop(env, cfg, policy, loss_fn, opt, after_step=evolve, log_z_fn=lambda: float(log_z.detach()))
+    agent.after_step = evolve
+    return train_loop(agent)

@@ -1,14 +1,17 @@
 """Trajectory Balance (Malkin et al., NeurIPS 2022): learn ``log Z``, ``P_F`` and ``P_B`` so that
-``Z * prod P_F = R(x) * prod P_B`` on every sampled trajectory. The gymgen Foundation's proof agent."""
+``Z * prod P_F = R(x) * prod P_B`` on every sampled trajectory. The gymgen Foundation's proof agent.
+
+Pieces: ``modules.forward_policy`` (the actor), ``objectives.TrajectoryBalanceLoss`` (the loss, which
+owns ``log_z``), ``common.train_loop``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, model_log_pf, train_loop
-from gymgen.agents.gfn.losses import tb_loss, trajectory_terms
+from gymgen.agents.gfn.common import GFNConfig, GFNPolicy, check_env, make_model, train_new
+from gymgen.agents.gfn.modules import forward_policy
+from gymgen.agents.gfn.objectives import TrajectoryBalanceLoss
 
 
 @dataclass
@@ -21,11 +24,4 @@ def train(env, cfg: TBConfig | None = None) -> GFNPolicy:
     cfg = cfg or TBConfig()
     check_env(env, cfg)
     model = make_model(env, cfg)
-    log_z = torch.nn.Parameter(torch.zeros((), device=env.device))
-    opt = torch.optim.Adam([{"params": model.parameters(), "lr": cfg.lr}, {"params": [log_z], "lr": cfg.lr_logz}])
-    policy = GFNPolicy(env, model, model_log_pf(model, env), seed=cfg.seed)
-
-    def loss_fn(td):
-        return tb_loss(trajectory_terms(model, td, cfg.uniform_pb), td["log_reward"], log_z)
-
-    return train_loop(env, cfg, policy, loss_fn, opt, log_z_fn=lambda: float(log_z.detach()))
+    return train_new(env, cfg, model, forward_policy(model), TrajectoryBalanceLoss(model, uniform_pb=cfg.uniform_pb))

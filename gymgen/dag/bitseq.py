@@ -48,6 +48,8 @@ class BitWords(DAGEnv):
     ``BitSequence`` for the action layout.
     """
 
+    _read_only_params = DAGEnv._read_only_params + ("n", "k", "order", "n_words", "word_values")
+
     def _init_words(self, n: int, k: int, order: str) -> None:
         """Validate ``n, k, order`` and set the word layout, actions and ``s0``."""
         who = type(self).__name__
@@ -78,10 +80,20 @@ class BitWords(DAGEnv):
     def backward_masks(self, states: torch.Tensor) -> torch.Tensor:
         words = torch.arange(self.word_values, device=states.device)
         if self.order == "any_slot":
+            if self.word_values >= 64:  # one row lookup per slot: ~10x faster than the broadcast == at 2^k >= 64
+                return self._word_one_hot()[states + 1].reshape(states.shape[0], -1)
             return (states.unsqueeze(-1) == words).reshape(states.shape[0], -1)
         n = (states >= 0).sum(-1)
         last = states.gather(1, (n - 1).clamp(min=0).unsqueeze(1))
         return (n > 0).unsqueeze(-1) & (last == words)
+
+    def _word_one_hot(self) -> torch.Tensor:
+        """Row ``w + 1`` is the one-hot of word ``w``; row 0 (an empty slot, -1) is all False."""
+        table = self.__dict__.get("_word_one_hot_table")
+        if table is None:
+            eye = torch.eye(self.word_values, dtype=torch.bool, device=self.device)
+            table = self._word_one_hot_table = torch.cat([torch.zeros_like(eye[:1]), eye])
+        return table
 
     def _slot_word(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.order == "any_slot":
@@ -196,6 +208,8 @@ class BitSequence(BitWords):
     conditioned, RBS: ``gymgen/GCBitSequence-v0``).
     """
 
+    _read_only_params = BitWords._read_only_params + ("n_modes", "mode_seed", "reward_form", "modes")
+
     def __init__(
         self,
         n: int = 120,
@@ -232,6 +246,22 @@ class BitSequence(BitWords):
     def mode_states(self) -> torch.Tensor:
         """The modes as word states ``(n_modes, L)``."""
         return self.from_bits(self.modes)
+
+    #: Hamming radius within which a sample counts as having found a reference mode (``mode_mask``);
+    #: ``None`` = the TB paper's 28 bits for n = 120, scaled to ``n`` (``28 * n // 120``)
+    mode_delta: int | None = None
+
+    def _mode_delta(self) -> int:
+        return self.n * 28 // 120 if self.mode_delta is None else int(self.mode_delta)
+
+    def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
+        """True where a complete state lies within ``mode_delta`` bits of a reference mode."""
+        return self.min_hamming(states) <= self._mode_delta()
+
+    def mode_keys(self, states: torch.Tensor) -> list[int]:
+        """The index of the nearest reference mode: "modes found" counts reference modes reached, as in
+        the TB paper (``modes_found_within(samples, modes, mode_delta)``)."""
+        return hamming_to_set(self.to_bits(states), self.modes).argmin(-1).tolist()
 
     def modes_found(self, states: torch.Tensor, delta: int = 0) -> int:
         """Number of modes with at least one of ``states`` within Hamming distance ``delta``."""

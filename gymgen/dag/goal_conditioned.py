@@ -33,8 +33,9 @@ class GoalConditioned(DAGEnv):
 
     goals: torch.Tensor
 
-    def sample_goals(self, n: int) -> torch.Tensor:
-        """``n`` goals ``(n, d)`` drawn uniformly from the terminal states with ``self.rng``."""
+    def sample_goals(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` goals ``(n, d)`` drawn uniformly from the terminal states with ``generator`` (default:
+        the env's seeded ``self.rng``; pass your own so that, e.g., evaluation does not shift training)."""
         raise NotImplementedError
 
     def _finish_goal_init(self) -> None:
@@ -102,6 +103,9 @@ class GoalConditioned(DAGEnv):
     def is_enumerable(self) -> bool:
         return False  # the target is a point mass on the goal; there is no goal-free distribution
 
+    def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is goal-conditioned: it has no modes, measure success_rate")
+
     def _describe(self, index: int) -> str:
         return f"{super()._describe(index)} goal={self.goals[index].tolist()}"
 
@@ -164,8 +168,8 @@ class GCHyperGrid(GoalConditioned, HyperGrid):
                            batch_size=batch_size, device=device)
         self._finish_goal_init()
 
-    def sample_goals(self, n: int) -> torch.Tensor:
-        return torch.randint(0, self.height, (n, 2), generator=self.rng, device=self.device)
+    def sample_goals(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(0, self.height, (n, 2), generator=self.rng if generator is None else generator, device=self.device)
 
 
 class GCBitSequence(GoalConditioned, BitWords):
@@ -232,8 +236,8 @@ class GCBitSequence(GoalConditioned, BitWords):
         self._finish_dag_init()
         self._finish_goal_init()
 
-    def sample_goals(self, n: int) -> torch.Tensor:
-        return torch.randint(0, self.word_values, (n, self.n_words), generator=self.rng, device=self.device)
+    def sample_goals(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randint(0, self.word_values, (n, self.n_words), generator=self.rng if generator is None else generator, device=self.device)
 
 
 GCHyperGridEnv = single_env_view(GCHyperGrid)

@@ -116,6 +116,8 @@ class TFBind8(DAGEnv):
     seed papers RPE and RBS.
     """
 
+    _read_only_params = DAGEnv._read_only_params + ("order", "reward_kind", "reward_floor")
+
     def __init__(
         self,
         order: Order = "append",
@@ -222,6 +224,9 @@ class TFBind8(DAGEnv):
     def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
         """True where ``y >= mode_threshold`` (by default the top-328, 0.5 %, sequences by ``y``)."""
         return self.score_states(states) >= self.mode_threshold
+
+    def mode_keys(self, states: torch.Tensor) -> list[int]:
+        return (states.long() * self._weights).sum(-1).tolist()
 
     def modes_found(self, states: torch.Tensor) -> int:
         """Number of distinct modes among complete ``states`` (e.g. all samples so far)."""

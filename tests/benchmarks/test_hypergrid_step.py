@@ -1,9 +1,12 @@
 """HyperGrid batched step throughput (next states + forward masks, one step from the origin) at
-ndim=4, height=8 and batch 1, 256, 4096: gymgen's stateless ``forward_step``/``forward_masks``, its
-stateful ``step_tensors``, and torchgfn's ``HyperGrid``; plus the exact terminal distribution of a
-4x16 grid (65,536 states) by dynamic programming.
+ndim=4, height=8 and batch 1, 256, 4096: gymgen's stateless ``forward_step``/``forward_masks``/
+``backward_masks``, its stateful ``step_tensors`` (a ``reset_tensors()`` plus one step: action check,
+next states, reward, the observation with both masks -- what Gymnasium and TorchRL users hit), and
+torchgfn's ``HyperGrid._step`` (next states, then its forward and backward masks; no action check, no
+reset); plus the exact terminal distribution of a 4x16 grid (65,536 states) by dynamic programming.
 
-Run with ``--benchmark-enable``; goal: gymgen stateless >= 3x torchgfn at 4096, exact 4x16 < 1 s.
+Run with ``--benchmark-enable``; goals: stateful >= torchgfn's step at every batch size, stateless
+>= 3x torchgfn, exact 4x16 < 1 s.
 """
 
 import pytest

@@ -24,6 +24,8 @@ class MolDAGEnv(DAGEnv):
     ``reward`` (``"seh"``, ``"qed"``, ``"sa"``); a state RDKit cannot sanitise gets ``min_reward``.
     """
 
+    _read_only_params = DAGEnv._read_only_params + ("reward_name", "min_reward")
+
     def __init__(
         self,
         *,
@@ -80,6 +82,17 @@ class MolDAGEnv(DAGEnv):
 
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:
         return (self.reward_exponent * self.flat_reward(states).log()).to(torch.float32)
+
+    #: a molecule is a mode when its flat reward is at least this (QGFN's sEH modes: flat R > 0.9,
+    #: i.e. proxy score 7.2); ``gymgen.dag.mol.metrics.num_modes`` adds the Tanimoto-diversity rule
+    mode_reward_threshold: float = 0.9
+
+    def mode_mask(self, states: torch.Tensor) -> torch.Tensor:
+        return self.flat_reward(states) >= self.mode_reward_threshold
+
+    def mode_keys(self, states: torch.Tensor) -> list[str]:
+        """Canonical SMILES: two states that build the same molecule are one mode."""
+        return [s or "" for s in self.smiles(states)]
 
     # ---- observations -------------------------------------------------------------------------
     def graph_spaces(self) -> dict[str, spaces.Space]:

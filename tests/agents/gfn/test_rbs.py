@@ -16,19 +16,24 @@ def gc_grid(height: int = 8, batch_size: int = 1):
 def test_backward_synthesis_gives_valid_forward_trajectories_on_gc_grid():
     env = gc_grid(height=5)
     goals = env.sample_goals(40)
-    td = sample_backward_trajectories(env, lambda s: torch.zeros(s.shape[0], 2), goals, torch.Generator().manual_seed(0))
-    assert torch.equal(td["states"][:, 0], env.s0.expand(goals.shape[0], 2))
+    td = sample_backward_trajectories(env, lambda s: torch.zeros(s.shape[0], 2), goals, torch.Generator().manual_seed(0), condition=goals)
+    assert torch.equal(td["state"][:, 0], env.s0.expand(goals.shape[0], 2))
+    done = td["next", "done"].squeeze(-1)
+    length = done.long().argmax(1) + 1
     for b in range(goals.shape[0]):
-        s = td["states"][b, 0:1]
-        for t in range(int(td["length"][b])):
-            a = td["actions"][b, t : t + 1]
-            assert bool(env.forward_masks(s)[0, a])
+        s = td["state"][b, 0:1]
+        for t in range(int(length[b])):
+            a = td["action"][b, t : t + 1]
+            assert torch.equal(td["state"][b, t : t + 1], s)
+            assert bool(env.forward_masks(s)[0, a]) and bool(td["action_mask"][b, t, a])
             if int(a) != env.exit_action:
                 s = env.forward_step(s, a)
-                assert torch.equal(s, td["states"][b, t + 1 : t + 2])
+            assert torch.equal(td["next", "state"][b, t : t + 1], s)
+        assert int(td["action"][b, int(length[b]) - 1]) == env.exit_action
         assert torch.equal(s[0], goals[b])
-    assert torch.equal(td["length"] - 1, goals.sum(-1))
-    assert bool((env.log_reward(td["terminal"], goals=goals) == 0).all())
+    assert torch.equal(length - 1, goals.sum(-1))
+    assert torch.equal(td["goal"][:, 0], goals)
+    assert bool((env.log_reward(td["next", "state"][:, -1], goals=goals) == 0).all())
 
 
 def test_rbs_beats_plain_gc_gfn_at_equal_reward_calls_on_registered_env():
