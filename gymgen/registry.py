@@ -480,17 +480,39 @@ def check_kwargs(entry: EnvEntry, kwargs: dict[str, Any], extra_ok: tuple[str, .
 _REGISTERED = False
 
 
+class ParallelOnlyError(TypeError):
+    """``gymnasium.make`` on a multi-agent id: it is a PettingZoo parallel env, not a Gymnasium env."""
+
+
+def parallel_only(env_id: str, **kwargs: Any) -> Any:
+    """Gymnasium entry point of every multi-agent id: raises ``ParallelOnlyError`` saying how to make it.
+
+    Registered so that ``gymnasium.make("gymgen/SMACLite-3m-v0")`` explains itself instead of
+    answering that the env does not exist.
+    """
+    batched = (f"; gymgen.make_batched({env_id!r}, batch_size=...) makes its batched TorchRL env"
+               if get_entry(env_id).batched_entry_point else "")
+    raise ParallelOnlyError(
+        f"{env_id} is a multi-agent PettingZoo parallel env, not a Gymnasium env: make it with "
+        f"gymgen.parallel_env({env_id!r}) or pettingzoo.make('parallel', {env_id!r}) (after `import gymgen`){batched}"
+    )
+
+
 def register_all() -> None:
-    """Register every id with Gymnasium (single-agent) or PettingZoo (parallel). Idempotent."""
+    """Register every id with Gymnasium (single-agent) or PettingZoo (parallel). Idempotent.
+
+    Multi-agent ids are also registered with Gymnasium, with an entry point that raises
+    ``ParallelOnlyError`` naming ``gymgen.parallel_env`` and ``pettingzoo.make``.
+    """
     global _REGISTERED
     if _REGISTERED:
         return
     import gymnasium
 
     for e in ENVS:
+        if e.id in gymnasium.registry:
+            continue
         if e.api == "gymnasium":
-            if e.id in gymnasium.registry:
-                continue
             gymnasium.register(
                 id=e.id,
                 entry_point=e.entry_point,
@@ -498,15 +520,21 @@ def register_all() -> None:
                 kwargs=dict(e.kwargs),
                 max_episode_steps=e.max_episode_steps,
             )
+        else:
+            gymnasium.register(id=e.id, entry_point="gymgen.registry:parallel_only", kwargs={"env_id": e.id},
+                               disable_env_checker=True)
     parallel = [e for e in ENVS if e.api == "parallel"]
     if parallel:
         import pettingzoo
 
         for e in parallel:
             if e.id not in pettingzoo.parallel_registry:
+                # the episode length travels as PettingZoo's max_cycles, never inside kwargs: pettingzoo.make
+                # lets spec kwargs win over its own max_cycles argument (max_cycles_test would then fail)
+                kwargs = {k: v for k, v in e.kwargs.items() if k != "max_cycles"}
                 pettingzoo.register(
-                    "parallel", id=e.id, entry_point=e.entry_point, kwargs=dict(e.kwargs),
-                    max_cycles=e.max_episode_steps,
+                    "parallel", id=e.id, entry_point=e.entry_point, kwargs=kwargs,
+                    max_cycles=e.kwargs.get("max_cycles", e.max_episode_steps),
                 )
     _REGISTERED = True
 

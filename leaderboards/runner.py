@@ -269,7 +269,7 @@ def ray_backend(runs: list[RunSpec], timeout_s: float, workers: int, address: st
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
+        raise ImportError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     started = False
     if not ray.is_initialized():

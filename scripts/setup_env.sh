@@ -28,3 +28,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# A venv made before the mujoco==3.3.0 pin may hold mujoco 4's split packages, whose plugin files
+# sit inside mujoco/ and break `import mujoco` on 3.3.0: remove them and restore the pinned files.
+if "$VENV/bin/python" -m pip show -q mujoco-core >/dev/null 2>&1; then
+  "$VENV/bin/python" -m pip uninstall -q -y mujoco-core mujoco-studio
+  "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "mujoco==3.3.0"
+fi

@@ -37,3 +37,58 @@ def test_bench_prints_throughput():
     out = runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--batch", "1,64", "--steps", "5"], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "env steps/s" in out.output
+
+
+def _usage_error(out, *needles: str) -> None:
+    assert out.exit_code == 2, (out.exit_code, out.output)
+    assert "Traceback" not in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    for n in needles:
+        assert n in out.output, out.output
+
+
+def test_bad_bench_values_are_usage_errors_not_tracebacks():
+    env = {"COLUMNS": "200"}
+    _usage_error(runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--batch", "abc"], env=env),
+                 "Invalid value for '--batch'", "'abc'")
+    _usage_error(runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--batch", "0"], env=env), "must be >= 1")
+    _usage_error(runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--batch", "4,-2"], env=env), "-2")
+    _usage_error(runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--device", "nonsense"], env=env), "not a torch device")
+    _usage_error(runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--kwargs", '{"heigth": 4}'], env=env), "did you mean 'height'")
+    _usage_error(runner.invoke(app, ["bench", "gymgen/MPE-World-v0"], env=env), "no batched torch implementation")
+    _usage_error(runner.invoke(app, ["rollout", "gymgen/HyperGrid-v0", "--kwargs", '{"ndim": 0}'], env=env), "ndim")
+    _usage_error(runner.invoke(app, ["info", "gymgen/HyperGrid-v0", "--kwargs", '{"nope": 1}'], env=env), "'nope'")
+
+
+def test_bench_on_a_missing_accelerator_is_a_usage_error():
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("this machine has CUDA")
+    out = runner.invoke(app, ["bench", "gymgen/HyperGrid-v0", "--device", "cuda"], env={"COLUMNS": "200"})
+    _usage_error(out, "CUDA is not available")
+
+
+def test_list_fits_80_columns_and_keeps_third_party_notices_off_stdout():
+    """``gymgen list`` as a user runs it (a fresh process, so import-time notices of MuJoCo and
+    gymnasium-robotics happen too): stdout is only the table, no line wider than the terminal,
+    every id whole on one line."""
+    import os
+    import subprocess
+    import sys
+
+    import gymgen
+
+    exe = [sys.executable, "-c", "from gymgen.cli import app; app()", "list"]
+    out = subprocess.run(exe, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for e in gymgen.list_envs():
+        assert any(e.id in line for line in lines), e.id
+    for word in ("gymnasium", "parallel", "Kaleidoscope", "Discrete(3)", "Box[64, 64, 3] uint8"):
+        assert word in out.stdout, f"{word!r} is cut into pieces"  # columns too narrow to read
+    for noise in ("WARNING", "Warning", "Adroit", "deprecated"):
+        assert noise not in out.stdout

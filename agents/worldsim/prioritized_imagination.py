@@ -66,6 +66,25 @@ class ActorCritic(nn.Module):
         return self.pi(h), self.v(h).squeeze(-1)
 
 
+def as_context(obs: Any) -> torch.Tensor:
+    """uint8 contexts ``(B, K, 3, H, W)`` from the env's public image observations, stacked.
+
+    Accepts what Gymnasium's ``FrameStackObservation(gymnasium.make("gymgen/WorldSim-v0"), K)`` returns,
+    ``(K, H, W, 3)``, a batch of those ``(B, K, H, W, 3)`` (numpy or torch), or contexts that are
+    already channel-first ``(B, K, 3, H, W)`` (the simulator's ``bank`` rows, ``RealGame``).
+    """
+    x = torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs)
+    if x.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 frames, got dtype {x.dtype}")
+    if x.ndim == 4:
+        x = x.unsqueeze(0)
+    if x.ndim != 5:
+        raise ValueError(f"expected stacked frames (K, H, W, 3), (B, K, H, W, 3) or (B, K, 3, H, W); got shape {tuple(x.shape)}")
+    if x.shape[-1] == 3 and x.shape[-3] != 3:  # channel-last images, as the Gymnasium env returns them
+        x = x.permute(0, 1, 4, 2, 3)
+    return x.contiguous()
+
+
 class ImaginationPolicy:
     """A trained actor-critic: ``act(context)`` samples (or takes the argmax of) the policy."""
 
@@ -73,9 +92,10 @@ class ImaginationPolicy:
         self.net, self.device = net, device
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, greedy: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Actions (B,) for uint8 contexts (B, K, 3, H, W)."""
-        logits, _ = self.net(obs.to(self.device))
+    def act(self, obs: Any, greedy: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions (B,) for stacked uint8 frames: the env's observations through
+        ``FrameStackObservation`` (``(K, H, W, 3)``, batched ``(B, K, H, W, 3)``) or contexts (B, K, 3, H, W)."""
+        logits, _ = self.net(as_context(obs).to(self.device))
         if greedy:
             return logits.argmax(-1)
         return torch.multinomial(F.softmax(logits, -1), 1, generator=generator).squeeze(-1)

@@ -88,8 +88,8 @@ class _ForwardingView:
         return self.batched.exclusive(method)
 
 
-def _first(obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v[0] for k, v in obs.items()}
+def _first(obs: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
+    return obs[0] if isinstance(obs, torch.Tensor) else {k: v[0] for k, v in obs.items()}
 
 
 def _row_info(info: dict[str, Any], index: int) -> dict[str, Any]:
@@ -128,6 +128,17 @@ def _vector_info(info: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
         out[k] = arr
         out[f"_{k}"] = rows.copy()
     return out
+
+
+def _merge_rows(info: dict[str, Any], other: dict[str, Any], rows: np.ndarray) -> None:
+    """Overwrite ``info``'s entries (and ``_key`` masks) with ``other``'s in the sub-envs ``rows``."""
+    for k, v in other.items():
+        if k.startswith("_"):
+            info[k] = info.get(k, np.zeros_like(rows)) | v
+        elif k in info:
+            info[k] = np.where(rows.reshape(-1, *([1] * (v.ndim - 1))), v, info[k])
+        else:
+            info[k] = v
 
 
 def action_to_tensor(action: Any, space: spaces.Space, n: int, device: torch.device) -> torch.Tensor:
@@ -184,14 +195,15 @@ class GymnasiumView(_ForwardingView, gymnasium.Env):
             if seed is not None:
                 self.batched.seed_rng(seed)
             obs = self.batched.reset_tensors(None)
-            return to_numpy(_first(obs), self.observation_space), {}
+            info = self.batched.reset_info()
+            return to_numpy(_first(self.batched.public_obs(obs)), self.observation_space), _row_info(info or {}, 0)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         a = action_to_tensor(action, self.action_space, 0, self.batched.device)
         with self._exclusive("step"):
             obs, reward, terminated, truncated, info = self.batched.step_tensors(a)
             return (
-                to_numpy(_first(obs), self.observation_space),
+                to_numpy(_first(self.batched.public_obs(obs)), self.observation_space),
                 float(reward[0]),
                 bool(terminated[0]),
                 bool(truncated[0]),
@@ -275,7 +287,10 @@ class VectorView(_ForwardingView, VectorEnv):
             else:
                 self._elapsed[mask] = 0
                 self._needs_reset[mask] = False
-            return to_numpy(obs, self.observation_space), {}
+            info = self.batched.reset_info()
+            rows = np.ones(self.num_envs, dtype=bool) if mask is None else mask.cpu().numpy()
+            info_np = _vector_info(info, rows) if info else {}
+            return to_numpy(self.batched.public_obs(obs), self.observation_space), info_np
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         a = action_to_tensor(actions, self.single_action_space, self.num_envs, self.batched.device)
@@ -284,8 +299,10 @@ class VectorView(_ForwardingView, VectorEnv):
 
     def _step(self, a: torch.Tensor) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         pending = self._needs_reset.clone()
+        reset_info = None
         if self.autoreset_mode == AutoresetMode.NEXT_STEP and bool(pending.any()):
             self.batched.reset_tensors(pending)
+            reset_info = self.batched.reset_info()
             self._elapsed[pending] = 0
             self._needs_reset[pending] = False
             active = ~pending
@@ -305,11 +322,13 @@ class VectorView(_ForwardingView, VectorEnv):
         done = terminated | truncated
         rows = np.ones(self.num_envs, dtype=bool) if active is None else active.cpu().numpy()
         info_np = _vector_info(info, rows)
-        obs_np = to_numpy(obs, self.observation_space)
+        if reset_info:  # a row being autoreset carries its reset info, as in SyncVectorEnv
+            _merge_rows(info_np, _vector_info(reset_info, pending.cpu().numpy()), pending.cpu().numpy())
+        obs_np = to_numpy(self.batched.public_obs(obs), self.observation_space)
         if self.autoreset_mode == AutoresetMode.SAME_STEP and bool(done.any()):
             done_np = done.cpu().numpy()
             final_obs = obs_np
-            obs_np = to_numpy(self.batched.reset_tensors(done), self.observation_space)
+            obs_np = to_numpy(self.batched.public_obs(self.batched.reset_tensors(done)), self.observation_space)
             self._elapsed[done] = 0
             info_np = {"final_obs": final_obs, "_final_obs": done_np, "final_info": info_np, "_final_info": done_np}
         else:

@@ -222,11 +222,18 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
     mask follows ``action_mask`` in every copy TorchRL makes of it (``TransformedEnv``,
     ``Collector(policy=None)``'s ``RandomPolicy``), so random actions stay legal; see
     ``gymgen.core.spaces`` for ``SerialEnv``/``ParallelEnv`` (wrap them in ``ActionMask``).
+
+    ``single_observation_space`` may also be a single (non-``Dict``) space, e.g. an image ``Box`` as
+    ALE's: the Gymnasium views then return the bare array, while the tensor API still returns
+    ``{observation_key: tensor}`` and the TorchRL view stores it under ``observation_key``.
+    ``reset_info()`` may return the ``info`` of every row after a reset (e.g. WorldSim's ``lives``);
+    the views return it from ``reset`` (default ``None``: ``{}``, and zeros in the TorchRL view).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": 4}
-    single_observation_space: spaces.Dict
+    single_observation_space: spaces.Space
     single_action_space: spaces.Space
+    observation_key: ClassVar[str] = "observation"  # TorchRL key of a non-Dict observation
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -253,10 +260,8 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
 
     # ---- to be called by subclasses once spaces exist ------------------------------------------
     def _finish_init(self) -> None:
-        if not isinstance(self.single_observation_space, spaces.Dict):
-            raise TypeError("single_observation_space must be a gymnasium.spaces.Dict")
         b, dev = self.batch_size, self.device
-        self.observation_spec = spec_from_space(self.single_observation_space, b, dev)
+        self.observation_spec = spec_from_space(self.observation_dict_space(), b, dev)
         self.action_spec = spec_from_space(self.single_action_space, b, dev)
         self.reward_spec = Unbounded(shape=(*b, 1), dtype=torch.float32, device=dev)
         flag = Categorical(2, shape=(*b, 1), dtype=torch.bool, device=dev)
@@ -264,6 +269,19 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
             done=flag.clone(), terminated=flag.clone(), truncated=flag.clone(), shape=b, device=dev
         )
         self._finish_info_and_time_limit()
+
+    def observation_dict_space(self) -> spaces.Dict:
+        """The observation space as the tensor API returns it: a ``Dict`` (a bare space under ``observation_key``)."""
+        space = self.single_observation_space
+        return space if isinstance(space, spaces.Dict) else spaces.Dict({self.observation_key: space})
+
+    def public_obs(self, obs: Obs) -> Obs | torch.Tensor:
+        """``obs`` from the tensor API as the Gymnasium views show it (the bare tensor for a non-Dict space)."""
+        return obs if isinstance(self.single_observation_space, spaces.Dict) else obs[self.observation_key]
+
+    def reset_info(self) -> dict[str, torch.Tensor] | None:
+        """The ``info`` of every row right after a reset (keys of ``info_fields``); None: no reset info."""
+        return None
 
     def _finish_info_and_time_limit(self) -> None:
         """Add the ``info`` spec (from ``info_fields``), make masked action specs live, and add the
@@ -363,7 +381,7 @@ class BatchedEnv(EnvBase, metaclass=_BatchedEnvMeta):
             batch_size=self.batch_size, device=self.device,
         )
         if self.info_fields:
-            out.set("info", self._info_td(None))
+            out.set("info", self._info_td(self.reset_info()))
         return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:

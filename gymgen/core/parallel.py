@@ -27,13 +27,19 @@ actions. ``parallel_env_view(cls)`` makes the PettingZoo ``ParallelEnv`` (batch 
 observation ``{"observation": Box, "action_mask": MultiBinary}``, ``state()``/``state_space``, dead
 agents removed from ``agents`` (they only ever have the no-op action), ``reset(seed=...)`` reseeds
 the torch generators, and ``action_space(agent).sample()`` draws a currently legal action. Actions for a missing/extra agent, non-integer actions and actions the mask
-forbids raise ``InvalidActionError``.
+forbids raise ``InvalidActionError``. It follows PettingZoo's parallel contract: ``step`` returns an
+observation, reward, termination, truncation and info for *every* agent that acted, also one that died
+in that step (so ``pettingzoo.utils.parallel_to_aec`` and the AEC ``api_test`` work). Views pickle
+(``pickle`` and ``cloudpickle``) and keep stepping identically. Render modes are the batched env's
+``render_frame`` modes plus ``"human"`` (a pygame window) when it draws ``rgb_array``; any other mode
+raises ``UnsupportedRenderMode`` (Gymnasium's ``UnsupportedMode`` and a ``TypeError``, as the views).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -42,6 +48,7 @@ from tensordict import TensorDict
 from torchrl.data import Binary, Categorical, Composite, Unbounded
 
 from gymgen.core.batched import BatchedEnv, InvalidActionError
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.spaces import spec_from_space
 
 
@@ -125,7 +132,7 @@ class MultiAgentBatchedEnv(BatchedEnv):
             batch_size=self.batch_size, device=self.device,
         )
         if self.info_fields:
-            out.set("info", self._info_td(None))
+            out.set("info", self._info_td(self.reset_info()))
         return out
 
     def _step(self, tensordict: TensorDict) -> TensorDict:
@@ -193,6 +200,62 @@ class LegalDiscrete(spaces.Discrete):
         return super().sample(mask=mask, probability=probability)
 
 
+class _CurrentMask:
+    """The current legal-action mask of one agent of a ``ParallelView`` (a picklable callable, no closure)."""
+
+    def __init__(self, view: ParallelView, index: int) -> None:
+        self.view, self.index = view, index
+
+    def __call__(self) -> np.ndarray | None:
+        obs = self.view._obs
+        if obs is None:
+            return None
+        return obs["action_mask"][0, self.index].detach().cpu().numpy().astype(np.int8)
+
+
+def view_render_modes(batched_modes: list[str]) -> list[str]:
+    """Render modes of the PettingZoo view: the batched env's, plus ``"human"`` when it draws ``rgb_array``."""
+    modes = list(batched_modes)
+    if "rgb_array" in modes and "human" not in modes:
+        modes.append("human")
+    return modes
+
+
+class HumanWindow:
+    """Shows ``rgb_array`` frames in a pygame window (what Gymnasium's ``HumanRendering`` wrapper does).
+
+    pygame comes with the ``[marl]`` extra (mpe2); it is imported only when a window is first opened.
+    """
+
+    def __init__(self, fps: int) -> None:
+        self.fps, self.window, self.clock = fps, None, None  # fps 0: no real-time wait
+
+    def show(self, frame: np.ndarray) -> None:
+        try:
+            import pygame
+        except ImportError as exc:  # pragma: no cover - pygame ships with the [marl] extra
+            raise ImportError('render_mode="human" needs pygame: pip install "gymgen[marl]"') from exc
+        if self.window is None:
+            pygame.display.init()
+            self.window = pygame.display.set_mode(frame.shape[1::-1])
+            self.clock = pygame.time.Clock()
+        surface = pygame.surfarray.make_surface(np.ascontiguousarray(frame.transpose(1, 0, 2)))
+        self.window.blit(surface, (0, 0))
+        pygame.event.pump()
+        pygame.display.flip()
+        self.clock.tick(self.fps)
+
+    def close(self) -> None:
+        if self.window is not None:
+            import pygame
+
+            pygame.display.quit()
+            self.window = self.clock = None
+
+    def __getstate__(self) -> dict[str, Any]:  # a window does not travel; it reopens on the next frame
+        return {"fps": self.fps, "window": None, "clock": None}
+
+
 class ParallelView(ParallelEnv):
     """A PettingZoo ``ParallelEnv`` made of a ``MultiAgentBatchedEnv`` with batch size 1."""
 
@@ -200,11 +263,15 @@ class ParallelView(ParallelEnv):
     metadata: dict[str, Any] = {"render_modes": [], "name": "gymgen_parallel", "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, device: str = "cpu", **kwargs: Any) -> None:
+        modes = view_render_modes(self.batched_cls.metadata.get("render_modes", []))
+        if render_mode is not None and render_mode not in modes:
+            raise UnsupportedRenderMode(f"render_mode {render_mode!r} is not supported by {type(self).__name__}; "
+                                        f"expected None or one of {modes}")
         self.batched = self.batched_cls(batch_size=1, device=device, **kwargs)
-        self.metadata = {**dict(self.batched.metadata), "name": type(self).__name__, "is_parallelizable": True}
-        if render_mode is not None and render_mode not in self.metadata.get("render_modes", []):
-            raise ValueError(f"render_mode {render_mode!r} not supported; expected one of {self.metadata.get('render_modes', [])}")
+        self.metadata = {**dict(self.batched.metadata), "render_modes": modes, "name": type(self).__name__,
+                         "is_parallelizable": True}
         self.render_mode = render_mode
+        self._window = HumanWindow(int(self.metadata.get("render_fps", 4))) if render_mode == "human" else None
         self.possible_agents = list(self.batched.agent_names)
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
@@ -213,7 +280,7 @@ class ParallelView(ParallelEnv):
             observation=self.batched.single_agent_observation_space, action_mask=spaces.MultiBinary(n_act)
         )
         self._obs_spaces = {a: obs_space for a in self.possible_agents}
-        self._act_spaces = {a: LegalDiscrete(n_act, self._legal_fn(a)) for a in self.possible_agents}
+        self._act_spaces = {a: LegalDiscrete(n_act, _CurrentMask(self, i)) for i, a in enumerate(self.possible_agents)}
         self.state_space = self.batched.single_state_space
         self._obs: dict[str, torch.Tensor] | None = None
 
@@ -221,16 +288,6 @@ class ParallelView(ParallelEnv):
         if name.startswith("_") or name == "batched":
             raise AttributeError(name)
         return getattr(self.batched, name)
-
-    def _legal_fn(self, agent: str) -> Any:
-        i = self._index[agent]
-
-        def legal() -> np.ndarray | None:
-            if self._obs is None:
-                return None
-            return self._obs["action_mask"][0, i].detach().cpu().numpy().astype(np.int8)
-
-        return legal
 
     def observation_space(self, agent: str) -> spaces.Space:
         return self._obs_spaces[agent]
@@ -252,6 +309,8 @@ class ParallelView(ParallelEnv):
         self._obs = self.batched.reset_tensors(None)
         alive = self.batched.agents_alive()[0].cpu().numpy()
         self.agents = [a for a in self.possible_agents if alive[self._index[a]]]
+        if self.render_mode == "human":
+            self.render()
         return self._agent_obs(self.agents), {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -282,7 +341,12 @@ class ParallelView(ParallelEnv):
         truncs = {a: trunc and not terms[a] for a in live}
         infos = {a: dict(info_row) for a in live}
         self.agents = [a for a in live if not (terms[a] or truncs[a])]
-        obs = self._agent_obs(self.agents if self.agents else live)
+        # PettingZoo's parallel contract: every agent that acted gets all five entries, also one that
+        # died in this step (its last observation: zeros, only the no-op legal), so parallel_to_aec can
+        # hand it to that agent's final turn; it leaves ``agents`` and gets nothing from the next step.
+        obs = self._agent_obs(live)
+        if self.render_mode == "human":
+            self.render()
         return obs, rewards, terms, truncs, infos
 
     def state(self) -> np.ndarray:
@@ -291,19 +355,33 @@ class ParallelView(ParallelEnv):
         return self._obs["state"][0].detach().cpu().numpy().astype(self.state_space.dtype)
 
     def render(self) -> Any:
+        """The current frame in ``render_mode``: ``rgb_array`` HxWx3 uint8, ``ansi`` str, ``human`` a window.
+
+        Drawing happens only here (and after each step in ``human`` mode), never in the batched step.
+        """
         if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode= when making the env.")
+            return None
+        if self._obs is None:
+            raise RuntimeError("render() called before reset()")
+        if self.render_mode == "human":
+            assert self._window is not None
+            self._window.show(self.batched.render_frame(0, "rgb_array"))
             return None
         return self.batched.render_frame(0, self.render_mode)
 
     def close(self) -> None:
-        pass
+        if self._window is not None:
+            self._window.close()
 
 
 def parallel_env_view(batched_cls: type[MultiAgentBatchedEnv], name: str | None = None) -> type[ParallelView]:
     """Make the PettingZoo ``ParallelEnv`` class for ``batched_cls`` (module-level, picklable, same docstring)."""
     cls_name = name or f"{batched_cls.__name__}ParallelEnv"
+    modes = view_render_modes(batched_cls.metadata.get("render_modes", []))
     attrs = {"batched_cls": batched_cls, "__doc__": batched_cls.__doc__,
-             "metadata": {**dict(batched_cls.metadata), "name": cls_name, "is_parallelizable": True}}
+             "metadata": {**dict(batched_cls.metadata), "render_modes": modes, "name": cls_name,
+                          "is_parallelizable": True}}
     cls = type(cls_name, (ParallelView,), attrs)
     cls.__module__ = batched_cls.__module__
     cls.__qualname__ = cls_name

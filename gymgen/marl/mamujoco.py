@@ -60,7 +60,11 @@ class MaMuJoCoEnv(ParallelEnv):
     Termination when the robot is unhealthy (Hopper, Walker2d, Ant), truncation at 1000 steps.
 
     ## Arguments
-    ``scenario`` (str), ``agent_conf`` (str), ``agent_obsk`` (int, default 0), ``render_mode``, ``device`` ("cpu" only).
+    ``scenario`` (str), ``agent_conf`` (str), ``agent_obsk`` (int, default 0), ``max_cycles`` (int,
+    default 1000: the truncation step, PettingZoo's name that ``pettingzoo.make`` passes), ``render_mode``,
+    ``device`` ("cpu" only). The env pickles (``pickle`` and ``cloudpickle``): it is rebuilt from these
+    arguments and the MuJoCo data (every ``MjData`` array), the random generator and the step count are
+    copied over, so a copy keeps stepping exactly like the original.
 
     ## Version history
     v0: gymnasium-robotics 1.4 ``mamujoco_v1`` over MuJoCo ``*-v5``; returns are not comparable with
@@ -80,7 +84,12 @@ class MaMuJoCoEnv(ParallelEnv):
         agent_obsk: int = 0,
         render_mode: str | None = None,
         device: str = "cpu",
+        max_cycles: int = 1000,
     ) -> None:
+        if not isinstance(max_cycles, int) or isinstance(max_cycles, bool) or max_cycles < 1:
+            raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+        self._init_args = {"scenario": scenario, "agent_conf": agent_conf, "agent_obsk": agent_obsk,
+                           "render_mode": render_mode, "device": device, "max_cycles": max_cycles}
         if str(device) != "cpu":
             raise ValueError(f"device {device!r}: MuJoCo simulates on the CPU only; expected 'cpu'")
         if not isinstance(agent_obsk, int) or isinstance(agent_obsk, bool) or agent_obsk < 0:
@@ -92,7 +101,8 @@ class MaMuJoCoEnv(ParallelEnv):
         factorization = _factorization(scenario, agent_conf)
         try:
             self.env = mamujoco.parallel_env(scenario, agent_conf, agent_obsk=agent_obsk,
-                                             agent_factorization=factorization, render_mode=render_mode)
+                                             agent_factorization=factorization, render_mode=render_mode,
+                                             max_episode_steps=max_cycles)
         except Exception as exc:  # gymnasium-robotics raises bare Exceptions for unknown confs
             raise ValueError(f"cannot build MaMuJoCo scenario {scenario!r} with agent_conf {agent_conf!r}: {exc}") from exc
         self.scenario, self.agent_conf, self.agent_obsk = scenario, agent_conf, agent_obsk
@@ -101,6 +111,22 @@ class MaMuJoCoEnv(ParallelEnv):
         self.agents: list[str] = []
         self.state_space = self.env.single_agent_env.observation_space
         self._info_keys = self._probe_info_keys()
+
+    # ---- pickling: rebuild from the constructor arguments, then copy the simulation state over ----------
+    def __getstate__(self) -> dict[str, Any]:
+        base = self.env.single_agent_env
+        return {"init": dict(self._init_args), "agents": list(self.agents), "data": base.unwrapped.data,
+                "np_random": base.unwrapped.np_random, "wrappers": _wrapper_scalars(base)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["init"])
+        base = self.env.single_agent_env
+        raw = base.unwrapped
+        _copy_mjdata(state["data"], raw.data)
+        raw.np_random = state["np_random"]
+        for wrapper, scalars in zip(_wrapper_chain(base), state["wrappers"]):
+            wrapper.__dict__.update(scalars)
+        self.agents = list(state["agents"])
 
     def _probe_info_keys(self) -> tuple[str, ...]:
         """Keys of the base env's step info (a superset of its reset info), found with one zero-action step."""
@@ -154,3 +180,32 @@ class MaMuJoCoEnv(ParallelEnv):
 
     def close(self) -> None:
         self.env.close()
+
+
+def _wrapper_chain(env: Any) -> list[Any]:
+    """``env`` and every env it wraps, outermost first (``TimeLimit``, ``OrderEnforcing``, ..., the MuJoCo env)."""
+    chain = [env]
+    while hasattr(chain[-1], "env"):
+        chain.append(chain[-1].env)
+    return chain
+
+
+def _wrapper_scalars(env: Any) -> list[dict[str, Any]]:
+    """The scalar bookkeeping of each wrapper (step counter, reset flags) to copy into a rebuilt env."""
+    return [{k: v for k, v in vars(w).items() if isinstance(v, (bool, int, float))} for w in _wrapper_chain(env)]
+
+
+def _copy_mjdata(src: Any, dst: Any) -> None:
+    """Copy a MuJoCo ``MjData`` into another of the same model, in place (other objects, e.g. the
+    renderer, keep pointing at ``dst``). Every array field is copied, derived ones too: Gymnasium's
+    v5 robots read positions left by the last ``mj_step`` (``xpos`` for the forward reward), so the
+    integration state alone (``mj_setState``) would not reproduce the next step."""
+    for name in dir(src):
+        if name.startswith("_"):
+            continue
+        value = getattr(src, name)
+        if isinstance(value, np.ndarray):
+            target = getattr(dst, name)
+            if target.shape == value.shape:
+                target[...] = value
+    dst.time = src.time

@@ -38,24 +38,27 @@ def _mpe2() -> Any:
 _COAST = 0.4
 
 
-def flee_nearest(hunters: Callable[[Any], list[Any]], margin: float = 0.8) -> ScriptedPolicy:
+class FleeNearest:
     """Scripted prey: run directly away from the nearest hunter, turning inward near the arena edge.
 
     The inward pull grows linearly once the prey's coasting position (position + drift of its
     current velocity) passes ``|x| > margin`` and dominates before the edge (|x| = 1, where mpe2's
-    boundary penalty for prey grows), so prey do not flee out of the arena.
+    boundary penalty for prey grows), so prey do not flee out of the arena. ``hunters(world)`` lists
+    the hunting agents. A class rather than a closure, so that envs holding one pickle.
     """
 
-    def policy(world: Any, me: Any) -> np.ndarray:
-        hs = hunters(world)
+    def __init__(self, hunters: Callable[[Any], list[Any]], margin: float = 0.8) -> None:
+        self.hunters, self.margin = hunters, margin
+
+    def __call__(self, world: Any, me: Any) -> np.ndarray:
+        hs = self.hunters(world)
         diffs = np.array([me.state.p_pos - h.state.p_pos for h in hs])
         nearest = diffs[int(np.argmin(np.sum(diffs**2, axis=1)))]
         away = nearest / max(float(np.linalg.norm(nearest)), 1e-8)
         pos = me.state.p_pos + _COAST * me.state.p_vel  # where the prey drifts to if it stops pushing
-        inward = -np.sign(pos) * np.clip(np.abs(pos) - margin, 0.0, None) / (1.0 - margin) * 2.0
+        inward = -np.sign(pos) * np.clip(np.abs(pos) - self.margin, 0.0, None) / (1.0 - self.margin) * 2.0
         return away + inward
 
-    return policy
 
 
 def seek_goal(world: Any, me: Any) -> np.ndarray:
@@ -119,6 +122,34 @@ class MPEParallelEnv(ParallelEnv):
         self.scripted_agents = [a for a in self.raw.possible_agents if a in scripted]
         self.state_space = self.raw.state_space
         self._steps = 0
+
+    # ---- pickling: mpe2's env holds a pygame Surface and Font even without rendering; neither pickles,
+    # so they are left out and rebuilt on load (a "human" window reopens on the next render).
+    _PYGAME_FIELDS = ("screen", "game_font", "clock")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        raw = state.pop("raw")
+        raw_state = {k: v for k, v in raw.__dict__.items() if k not in self._PYGAME_FIELDS}
+        raw_state["renderOn"] = False
+        state["_raw_state"] = (type(raw), raw_state)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import os
+
+        import pygame
+        import pygame.freetype
+
+        raw_cls, raw_state = state.pop("_raw_state")
+        raw = raw_cls.__new__(raw_cls)
+        raw.__dict__.update(raw_state)
+        pygame.freetype.init()
+        raw.screen = pygame.Surface([raw.width, raw.height])
+        font = os.path.join(os.path.dirname(_mpe2().__file__), "secrcode.ttf")
+        raw.game_font = pygame.freetype.Font(font, 24)
+        self.__dict__.update(state)
+        self.raw = raw
 
     def observation_space(self, agent: str) -> spaces.Space:
         """The observation space of a learning agent (mpe2's Box)."""
@@ -298,7 +329,7 @@ class PredatorPreyEnv(MPEParallelEnv):
 
         scenario = Scenario()
         world = scenario.make_world(num_prey, num_predators, num_obstacles)
-        policy = flee_nearest(scenario.adversaries)
+        policy = FleeNearest(scenario.adversaries)
         scripted = {a.name: policy for a in world.agents if not a.adversary}
         self._setup(scenario, world, scripted, max_cycles, continuous_actions, render_mode)
 
@@ -370,38 +401,29 @@ class WorldEnv(MPEParallelEnv):
         world = scenario.make_world(num_prey, num_predators, num_obstacles, num_food, num_forests)
         if not leader_comm:
             world.agents[0].silent = True
-        policy = flee_nearest(scenario.adversaries)
+        policy = FleeNearest(scenario.adversaries)
         scripted = {a.name: policy for a in world.agents if not a.adversary}
         self._setup(scenario, world, scripted, max_cycles, continuous_actions, render_mode)
 
 
-def _push_scenario_cls() -> type:
-    from mpe2.simple_push.simple_push import ExtendedAgent, ExtendedLandmark, ExtendedWorld, Scenario
+def _push_world(num_pushers: int, num_targets: int, num_landmarks: int) -> Any:
+    """mpe2's ``simple_push`` world with configurable numbers of pushers, targets and landmarks."""
+    from mpe2.simple_push.simple_push import ExtendedAgent, ExtendedLandmark, ExtendedWorld
 
-    class PushScenario(Scenario):
-        """mpe2's ``simple_push`` with configurable numbers of pushers, targets and landmarks."""
-
-        def __init__(self, num_pushers: int, num_targets: int, num_landmarks: int) -> None:
-            self.counts = (num_pushers, num_targets, num_landmarks)
-
-        def make_world(self) -> Any:
-            num_pushers, num_targets, num_landmarks = self.counts
-            world = ExtendedWorld()
-            world.dim_c = 2
-            world.agents = [ExtendedAgent() for _ in range(num_pushers + num_targets)]
-            for i, agent in enumerate(world.agents):
-                agent.adversary = i < num_pushers
-                agent.name = f"adversary_{i}" if agent.adversary else f"agent_{i - num_pushers}"
-                agent.collide = True
-                agent.silent = True
-            world.landmarks = [ExtendedLandmark() for _ in range(num_landmarks)]
-            for i, landmark in enumerate(world.landmarks):
-                landmark.name = f"landmark {i}"
-                landmark.collide = False
-                landmark.movable = False
-            return world
-
-    return PushScenario
+    world = ExtendedWorld()
+    world.dim_c = 2
+    world.agents = [ExtendedAgent() for _ in range(num_pushers + num_targets)]
+    for i, agent in enumerate(world.agents):
+        agent.adversary = i < num_pushers
+        agent.name = f"adversary_{i}" if agent.adversary else f"agent_{i - num_pushers}"
+        agent.collide = True
+        agent.silent = True
+    world.landmarks = [ExtendedLandmark() for _ in range(num_landmarks)]
+    for i, landmark in enumerate(world.landmarks):
+        landmark.name = f"landmark {i}"
+        landmark.collide = False
+        landmark.movable = False
+    return world
 
 
 class PushEnv(MPEParallelEnv):
@@ -461,8 +483,10 @@ class PushEnv(MPEParallelEnv):
             # mpe2's reset colours landmark i by bumping RGB channel i + 1, so at most 2 landmarks fit.
             raise ValueError(f"num_landmarks must be 1 or 2 (mpe2 simple_push colouring), got {num_landmarks!r}")
         require("mpe2")
-        scenario = _push_scenario_cls()(num_pushers, num_targets, num_landmarks)
-        world = scenario.make_world()
+        from mpe2.simple_push.simple_push import Scenario
+
+        scenario = Scenario()  # its reset, rewards and observations; the world is built with our counts
+        world = _push_world(num_pushers, num_targets, num_landmarks)
         scripted = {a.name: seek_goal for a in world.agents if not a.adversary}
         self._setup(scenario, world, scripted, max_cycles, continuous_actions, render_mode)
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
 
 # Physics constants of MPE (mpe2 ``_mpe_utils/core.py`` World defaults and ``simple_env`` action handling).
@@ -137,7 +138,7 @@ class SpreadBatched(MultiAgentBatchedEnv):
     (``tests/marl/test_spread_batched.py``); the env itself computes in float32. Differences from mpe2:
     positions are drawn by torch's generator (not numpy's), so the same seed gives different episodes
     than mpe2; observations come as ``{"observation", "action_mask"}`` (all actions always legal);
-    there is no rendering, no continuous-action mode and no partial-observability option.
+    there is no continuous-action mode and no partial-observability option.
 
     This class is the TorchRL env (``gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=B,
     device=...)``), built on ``gymgen.core.parallel.MultiAgentBatchedEnv``: keys
@@ -165,6 +166,12 @@ class SpreadBatched(MultiAgentBatchedEnv):
     ## Episode end
     Truncation after ``max_cycles`` steps (25); no termination.
 
+    ## Rendering
+    ``render_frame(i, "rgb_array")`` (and the PettingZoo view's ``render()`` with
+    ``render_mode="rgb_array"``, or ``"human"`` for a pygame window): a 256 x 256 top-down picture
+    of world ``i`` in mpe2's colours, agents as blue discs (radius 0.15) and landmarks as small dark
+    discs, zoomed like mpe2 (the view spans the farthest entity, at least ``[-1, 1]^2``).
+
     ## Arguments
     ``batch_size`` (1), ``device`` ("cpu"), ``N`` (3), ``local_ratio`` (0.5), ``max_cycles`` (25).
 
@@ -175,7 +182,7 @@ class SpreadBatched(MultiAgentBatchedEnv):
     Lowe et al. 2017 (MADDPG) cooperative navigation; constants from mpe2 1.1 (Farama).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -224,6 +231,30 @@ class SpreadBatched(MultiAgentBatchedEnv):
         if active is not None:
             truncated = truncated & active
         return self._obs(), reward, torch.zeros_like(truncated), truncated, {}
+
+
+    RENDER_PIXELS = 256
+
+    def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
+        """World ``index`` drawn top-down as a ``(256, 256, 3)`` uint8 array (only ``rgb_array``)."""
+        if mode != "rgb_array":
+            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+        from gymgen.marl import render as draw
+
+        pos = self.dyn.pos[index].detach().cpu().numpy().astype(np.float64)
+        landmarks = self.dyn.landmarks[index].detach().cpu().numpy().astype(np.float64)
+        px = self.RENDER_PIXELS
+        # mpe2's dynamic rescaling: the view spans the farthest entity (never less than [-1, 1]^2)
+        span = max(1.0, float(np.abs(np.concatenate([pos, landmarks])).max()) + AGENT_SIZE)
+        k = px / (2.0 * span)
+        img = draw.canvas(px, px, (255, 255, 255))
+        for x, y in landmarks:
+            draw.disc(img, (x + span) * k, (span - y) * k, 0.05 * k, (64, 64, 64))
+        for x, y in pos:
+            cx, cy = (x + span) * k, (span - y) * k
+            draw.disc(img, cx, cy, AGENT_SIZE * k, (89, 89, 217))
+            draw.ring(img, cx, cy, AGENT_SIZE * k, (0, 0, 0), 1.0)
+        return img
 
 
 SpreadParallelEnv = parallel_env_view(SpreadBatched, "SpreadParallelEnv")

@@ -10,7 +10,11 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium  # noqa: E402
-import mujoco  # noqa: E402
+
+try:
+    import mujoco  # noqa: E402
+except ImportError as exc:  # a plain install: say which extra brings MuJoCo and Meta-World
+    raise ImportError(f'the video family needs MuJoCo and Meta-World: pip install "gymgen[video]" ({exc})') from exc
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 

@@ -12,7 +12,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
-from gymgen.core.batched import BatchedEnv, InvalidActionError, Obs, StepResult
+from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, Obs, StepResult
 from gymgen.worldsim.checkpoint import SHIPPED, LoadedCheckpoint, load_checkpoint
 from gymgen.worldsim.model import head_decisions
 
@@ -63,12 +63,25 @@ class WorldSim(BatchedEnv):
     precision 0.15. Known failure modes (``docs/worldsim_rollouts.png``): after ~5 open-loop steps
     the ball can vanish and the paddle can split into fragments.
 
+    ## Drop-in for the real game
+    The observation is the image itself, like ALE's ``obs_type="rgb"``, so image pipelines written for
+    ``ALE/Breakout-v5`` run unchanged: Gymnasium's ``GrayscaleObservation`` / ``ResizeObservation`` /
+    ``FrameStackObservation`` / ``NormalizeObservation``, Stable-Baselines3's ``CnnPolicy``
+    (``tests/ecosystem/test_sb3_worldsim.py`` trains PPO through the same wrapper code on both).
+    ``env.unwrapped.get_action_meanings()`` gives ALE's action names and ``info["lives"]`` the lives
+    left. The TorchRL env (``gymgen.make_batched``) stores the frames under ``"pixels"``, the default
+    key of TorchRL's image transforms (``ToTensorImage``, ``GrayScale``, ``Resize``, ``CatFrames``),
+    and ``("info", "lives")``; TorchRL's ``GymEnv("gymgen/WorldSim-v0")`` names a non-Dict Gymnasium
+    observation ``"observation"``, as it does for ALE. Batched agents need not decode frames at all:
+    ``imagine_tokens`` steps token contexts directly.
+
     ## Action space
-    ``Discrete(4)``: the source game's actions, ``0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT`` (frameskip 4).
+    ``Discrete(4)``: the source game's actions, ``0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT`` (frameskip 4),
+    named by ``get_action_meanings()`` exactly as ALE names them.
 
     ## Observation space
-    ``Dict(frame=Box(0, 255, (64, 64, 3), uint8))``: the latest generated frame (the ALE playing field,
-    160x160, max-pooled to 64x64).
+    ``Box(0, 255, (64, 64, 3), uint8)``: the latest generated frame (the ALE playing field, 160x160,
+    max-pooled to 64x64). ALE's full screen is 210x160; the simulator models only the playing field.
 
     ## Rewards
     The reward head's class (the game's brick values 0, 1, 4, 7) for the generated transition.
@@ -78,18 +91,28 @@ class WorldSim(BatchedEnv):
     recorded episodes shipped in the checkpoint; the observation is its last frame.
 
     ## Episode end
-    Terminated when the termination head predicts a lost life (one life per episode). Truncated by
+    The simulator has one head for life loss: its termination head predicts "a life was lost on this
+    transition" (trained on the real game's lost-life and game-over labels). ``info["lives"]`` counts
+    down from ``lives`` (1 by default) by one on every predicted life loss, and the episode terminates
+    when it reaches 0; with the default one life per episode a predicted life loss ends the episode
+    and ``info["lives"]`` goes from 1 to 0 on that step (what ALE users get from terminal-on-life-loss
+    wrappers). The frames do not show a life counter (the crop is the playing field), so lives are
+    the env's count of head decisions, not something read from the picture. ``lives > 1`` continues
+    the generation after a predicted life loss (the model saw re-served balls in training, after
+    FIRE), but the fidelity numbers above were measured within one life only. Truncated by
     ``max_episode_steps`` (200 in the registry; open-loop generations drift over long horizons).
 
     ## Arguments
     ``game="Breakout"``; ``checkpoint=None`` (path of another WorldSim safetensors checkpoint; the
-    shipped one by default); ``temperature=0.0`` (0: most likely token; > 0: sample); ``batch_size``,
-    ``device``. The same seed gives the same frames at any temperature.
+    shipped one by default); ``temperature=0.0`` (0: most likely token; > 0: sample); ``lives=1``
+    (lives per episode, see Episode end); ``batch_size``, ``device``. The same seed gives the same
+    frames at any temperature.
 
     ## Version history
     v0: 64x64 frames, patch tokenizer + categorical token video model, F1-calibrated heads (a
     pre-release draft of this id used 32x32 frames and a deterministic U-Net regressor; its
-    checkpoints do not load).
+    checkpoints do not load). Before release the observation was ``Dict(frame=Box)``; it is now the
+    bare image, with ``get_action_meanings()`` and ``info["lives"]`` added.
 
     ## Source
     DWS: "Dynamic World Simulation: pre-trained video models as world simulators". Scaled down; see
@@ -97,12 +120,16 @@ class WorldSim(BatchedEnv):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    observation_key = "pixels"  # TorchRL key of the frames (the default in_keys of TorchRL's image transforms)
 
     def __init__(self, *, batch_size: int = 1, device: str | torch.device = "cpu", game: str = "Breakout",
-                 checkpoint: str | None = None, temperature: float = 0.0) -> None:
+                 checkpoint: str | None = None, temperature: float = 0.0, lives: int = 1) -> None:
         super().__init__(batch_size=batch_size, device=device)
         if not temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+        if not isinstance(lives, int) or isinstance(lives, bool) or lives < 1:
+            raise ValueError(f"lives must be a positive int, got {lives!r}")
+        self.start_lives = lives
         ck = load_simulator(checkpoint, game, self.device)
         self.game = game
         self.temperature = float(temperature)
@@ -116,15 +143,24 @@ class WorldSim(BatchedEnv):
         cfg = self.model.cfg
         self.tokens = self.bank_tokens[:1].expand(batch_size, -1, -1, -1).clone()
         self.frame = torch.zeros(batch_size, cfg.size, cfg.size, 3, dtype=torch.uint8, device=self.device)
-        self.single_observation_space = spaces.Dict(
-            {"frame": spaces.Box(0, 255, (cfg.size, cfg.size, 3), np.uint8)})
+        self.single_observation_space = spaces.Box(0, 255, (cfg.size, cfg.size, 3), np.uint8)
         self.single_action_space = spaces.Discrete(cfg.n_actions)
         self.finished = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
+        self.lives = torch.full((batch_size,), lives, dtype=torch.int64, device=self.device)
+        self.info_fields = {"lives": InfoField(torch.int64)}
         self._finish_init()
         self.reset_tensors()
 
+    def get_action_meanings(self) -> list[str]:
+        """The names of the actions, as ALE's ``env.unwrapped.get_action_meanings()`` gives them."""
+        return list(self.action_meanings)
+
+    def reset_info(self) -> dict[str, torch.Tensor]:
+        """``{"lives": (B,)}``: the info of every row after a reset (ALE also reports lives at reset)."""
+        return {"lives": self.lives.clone()}
+
     def _obs(self) -> Obs:
-        return {"frame": self.frame}
+        return {self.observation_key: self.frame}
 
     def reset_tensors(self, mask: torch.Tensor | None = None) -> Obs:
         """Draw a real starting context from the bank for the rows in ``mask`` (all when None)."""
@@ -134,6 +170,7 @@ class WorldSim(BatchedEnv):
         self.tokens = torch.where(rows.view(n, 1, 1, 1), self.bank_tokens[pick], self.tokens)
         self.frame = torch.where(rows.view(n, 1, 1, 1), self.bank[pick, -1].permute(0, 2, 3, 1), self.frame)
         self.finished &= ~rows
+        self.lives = torch.where(rows, torch.full_like(self.lives, self.start_lives), self.lives)
         return self._obs()
 
     @torch.no_grad()
@@ -170,18 +207,20 @@ class WorldSim(BatchedEnv):
         if bool((self.finished & act).any()):
             rows = torch.nonzero(self.finished & act).flatten().tolist()
             raise RuntimeError(f"step() called on terminated episode(s) in rows {rows[:8]}; call reset() first")
-        nxt, reward, terminated = self.imagine_tokens(self.tokens, action.long())
+        nxt, reward, life_lost = self.imagine_tokens(self.tokens, action.long())
         new_tokens = torch.cat([self.tokens[:, 1:], nxt[:, None]], 1)
         frame = self.decode(nxt).permute(0, 2, 3, 1)
         if active is not None:
             new_tokens = torch.where(act.view(-1, 1, 1, 1), new_tokens, self.tokens)
             frame = torch.where(act.view(-1, 1, 1, 1), frame, self.frame)
             reward = torch.where(act, reward, torch.zeros_like(reward))
-            terminated = terminated & act
+        life_lost = life_lost & act
         self.tokens, self.frame = new_tokens, frame.contiguous()
+        self.lives = self.lives - life_lost.long()
+        terminated = life_lost & (self.lives <= 0)
         self.finished |= terminated
         truncated = torch.zeros_like(terminated)
-        return self._obs(), reward, terminated, truncated, {}
+        return self._obs(), reward, terminated, truncated, {"lives": self.lives.clone()}
 
     def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
         """The current frame of row ``index`` as an HxWx3 uint8 array."""
@@ -190,5 +229,15 @@ class WorldSim(BatchedEnv):
         return self.frame[index].cpu().numpy().copy()
 
 
-WorldSimEnv = single_env_view(WorldSim)
+_WorldSimEnvBase = single_env_view(WorldSim, "_WorldSimEnvBase")
+
+
+class WorldSimEnv(_WorldSimEnvBase):
+    __doc__ = WorldSim.__doc__
+
+    def get_action_meanings(self) -> list[str]:
+        """ALE's names of the actions (``env.unwrapped.get_action_meanings()``, as on ``ALE/Breakout-v5``)."""
+        return self.batched.get_action_meanings()
+
+
 WorldSimVectorEnv = vector_env_view(WorldSim)

@@ -24,8 +24,8 @@ STEPS = 30
 SEED = 7
 
 
-def _action(obs: dict[str, Any], rng: np.random.Generator, n: int) -> int:
-    if "action_mask" in obs:
+def _action(obs: Any, rng: np.random.Generator, n: int) -> int:
+    if isinstance(obs, dict) and "action_mask" in obs:
         legal = np.flatnonzero(np.asarray(obs["action_mask"]))
         return int(legal[rng.integers(len(legal))])
     return int(rng.integers(n))
@@ -49,8 +49,9 @@ def _vector(env_id: str) -> list[tuple]:
     env = gymgen.make_vec(env_id, num_envs=1, max_episode_steps=LIMIT)
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=SEED)
-    row = lambda o: {k: v[0] for k, v in o.items()}  # noqa: E731
-    out: list[tuple] = [("reset", row(obs), info)]
+    row = lambda o: {k: v[0] for k, v in o.items()} if isinstance(o, dict) else o[0]  # noqa: E731
+    row_info = lambda i: {k: v[0] for k, v in i.items() if not k.startswith("_") and i[f"_{k}"][0]}  # noqa: E731
+    out: list[tuple] = [("reset", row(obs), row_info(info))]
     done = False
     for _ in range(STEPS):
         obs, r, term, trunc, info = env.step(np.array([_action(row(obs), rng, env.single_action_space.n)]))
@@ -61,18 +62,21 @@ def _vector(env_id: str) -> list[tuple]:
         if term[0] or trunc[0]:  # NEXT_STEP autoreset: the next step() is the reset step
             obs, r, term, trunc, info = env.step(np.array([0]))
             assert r[0] == 0 and not term[0] and not trunc[0]
-            assert not any(bool(v[0]) for k, v in info.items() if k.startswith("_")), "a reset step carries no info"
-            out.append(("reset", row(obs), {}))
+            # a reset step carries only the reset info (as SyncVectorEnv's autoreset step does)
+            out.append(("reset", row(obs), row_info(info)))
     return out
 
 
 def _torchrl(env_id: str) -> list[tuple]:
     env = gymgen.make_batched(env_id, batch_size=1, max_episode_steps=LIMIT)
     rng = np.random.default_rng(0)
-    obs_keys = list(env.single_observation_space.spaces)
     env.set_seed(SEED)
     td = env.reset()
-    np_obs = lambda t: {k: t[k][0].cpu().numpy() for k in obs_keys}  # noqa: E731
+    if isinstance(env.single_observation_space, gymnasium.spaces.Dict):
+        obs_keys = list(env.single_observation_space.spaces)
+        np_obs = lambda t: {k: t[k][0].cpu().numpy() for k in obs_keys}  # noqa: E731
+    else:  # an image observation (WorldSim), kept under the env's observation_key
+        np_obs = lambda t: t[env.observation_key][0].cpu().numpy()  # noqa: E731
     out: list[tuple] = [("reset", np_obs(td), {})]
     for _ in range(STEPS):
         td["action"] = torch.tensor([_action(np_obs(td), rng, env.single_action_space.n)])

@@ -81,7 +81,11 @@ def test_pettingzoo_api_and_dead_agents() -> None:
     assert env.agents == ["a_0", "a_1", "a_2"] and env.state().shape == (3,)
     obs, rew, term, trunc, info = env.step({"a_0": 1, "a_1": 2, "a_2": 2})
     assert term == {"a_0": True, "a_1": False, "a_2": False} and rew["a_1"] == 2.0
-    assert env.agents == ["a_1", "a_2"] and set(obs) == {"a_1", "a_2"} and info["a_1"]["t"] == 1
+    # the agent that died in this step still gets its (last) observation, PettingZoo's parallel contract
+    assert env.agents == ["a_1", "a_2"] and set(obs) == {"a_0", "a_1", "a_2"} and info["a_1"]["t"] == 1
+    assert obs["a_0"]["action_mask"].tolist() == [1, 0, 0]
+    obs, *_ = env.step({"a_1": 2, "a_2": 2})
+    assert set(obs) == {"a_1", "a_2"}  # and nothing after that
     assert env.observation_space("a_0") is env.observation_space("a_0")
 
 

@@ -17,4 +17,4 @@ def test_worldsim_train_command_writes_a_loadable_checkpoint(tmp_path):
     assert res.exit_code == 0, res.output
     env = gymnasium.make("gymgen/WorldSim-v0", checkpoint=str(out))
     obs, _ = env.reset(seed=0)
-    assert obs["frame"].shape == (64, 64, 3)
+    assert obs.shape == (64, 64, 3)

@@ -50,3 +50,25 @@ def test_prioritized_vs_uniform_vs_model_free_in_the_real_game() -> None:
     for name in ("prioritized_imagination", "uniform_imagination", "model_free_a2c", "untrained_policy"):
         assert len(res[name]["per_seed_mean_return"]) == 3
     print(res)
+
+
+def test_policy_acts_on_the_gymnasium_env_through_frame_stacking() -> None:
+    """The agent takes the env's public image observation, stacked by Gymnasium's FrameStackObservation."""
+    import gymnasium
+    from gymnasium.wrappers import FrameStackObservation
+
+    from gymgen.agents.worldsim.prioritized_imagination import ImaginationPolicy, as_context
+
+    env = FrameStackObservation(gymnasium.make("gymgen/WorldSim-v0"), 4)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 64, 64, 3)
+    ctx = as_context(obs)
+    assert ctx.shape == (1, 4, 3, 64, 64) and torch.equal(ctx[0, -1], torch.as_tensor(obs[-1]).permute(2, 0, 1))
+    torch.manual_seed(0)
+    policy = ImaginationPolicy(ActorCritic(4, 4), torch.device("cpu"))
+    for _ in range(5):
+        a = int(policy.act(obs, greedy=True)[0])
+        obs, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            break
+    assert torch.equal(policy.act(obs[None], greedy=True), policy.act(as_context(obs), greedy=True))  # batched = single

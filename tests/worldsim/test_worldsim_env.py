@@ -28,10 +28,10 @@ CKPT = SHIPPED["Breakout"]
 def _rollout(seed: int, actions: list[int]) -> list[np.ndarray]:
     env = gymgen.make("gymgen/WorldSim-v0")
     obs, _ = env.reset(seed=seed)
-    frames = [obs["frame"]]
+    frames = [obs]
     for a in actions:
         obs, r, term, trunc, _ = env.step(a)
-        frames.append(obs["frame"])
+        frames.append(obs)
         if term or trunc:
             break
     return frames
@@ -43,7 +43,7 @@ def test_gymnasium_check_env_and_spaces() -> None:
     env = gymnasium.make("gymgen/WorldSim-v0")
     check_env(env.unwrapped, skip_render_check=True)
     assert env.action_space == gymnasium.spaces.Discrete(4)
-    assert env.observation_space["frame"].shape == (64, 64, 3)
+    assert env.observation_space == gymnasium.spaces.Box(0, 255, (64, 64, 3), np.uint8)  # ALE-style image
     assert env.spec.max_episode_steps == 200
 
 
@@ -66,7 +66,7 @@ def test_same_seed_same_frames_and_different_seeds_differ() -> None:
 def test_reset_frame_comes_from_the_real_bank() -> None:
     env = WorldSim(batch_size=8)
     env.seed_rng(3)
-    obs = env.reset_tensors()["frame"]
+    obs = env.reset_tensors()["pixels"]
     bank_last = env.bank[:, -1].permute(0, 2, 3, 1)
     for f in obs:
         assert any(torch.equal(f, g) for g in bank_last)
@@ -97,7 +97,7 @@ def test_batched_rows_match_single_env() -> None:
     obs, reward, term, trunc, _ = env.step_tensors(acts)
     for i in range(4):
         f, r, d = env.imagine(frames[i:i + 1], acts[i:i + 1])  # the frame API tokenizes losslessly
-        assert torch.equal(f[0].permute(1, 2, 0), obs["frame"][i])
+        assert torch.equal(f[0].permute(1, 2, 0), obs["pixels"][i])
         assert r[0] == reward[i] and d[0] == term[i]
     assert reward.shape == (4,) and term.dtype == torch.bool and not trunc.any()
 
@@ -110,7 +110,7 @@ def test_sampling_temperature_is_seeded_and_bad_temperature_raises() -> None:
         for _ in range(3):
             env.reset_tensors(env.finished.clone())
             obs, *_ = env.step_tensors(torch.tensor([2, 3, 0, 2]))
-        return obs["frame"].clone()
+        return obs["pixels"].clone()
 
     assert torch.equal(run(5), run(5))
     with pytest.raises(ValueError, match="temperature"):
@@ -129,7 +129,7 @@ def test_inactive_rows_untouched_and_vector_env() -> None:
     obs, _ = venv.reset(seed=1)
     for _ in range(5):
         obs, r, te, tr, _ = venv.step(np.array([2, 3, 0, 1]))
-    assert obs["frame"].shape == (4, 64, 64, 3) and obs["frame"].dtype == np.uint8
+    assert obs.shape == (4, 64, 64, 3) and obs.dtype == np.uint8
 
 
 def test_bad_actions_raise() -> None:
@@ -147,7 +147,7 @@ def test_render_is_the_observation() -> None:
     env = gymgen.make("gymgen/WorldSim-v0", render_mode="rgb_array")
     obs, _ = env.reset(seed=2)
     obs, *_ = env.step(2)
-    assert np.array_equal(env.render(), obs["frame"])
+    assert np.array_equal(env.render(), obs)
 
 
 def test_checkpoint_metadata_is_complete() -> None:
@@ -231,3 +231,38 @@ def test_game_mismatch_and_unknown_game(tmp_path: Path) -> None:
     shutil.copy(CKPT, copy)
     env = WorldSim(checkpoint=str(copy))
     assert env.game == "Breakout"
+
+
+def test_lives_count_down_on_predicted_life_losses() -> None:
+    """``info["lives"]`` is the env's count of the lost-life head's decisions; termination at 0 lives."""
+    one = WorldSim(batch_size=64)
+    assert one.reset_info()["lives"].tolist() == [1] * 64
+    three = WorldSim(batch_size=64, lives=3)
+    for env in (one, three):
+        env.seed_rng(0)
+        env.reset_tensors()
+    g = torch.Generator().manual_seed(0)
+    seen_loss_without_end = False
+    for _ in range(40):
+        a = torch.randint(0, 4, (64,), generator=g)
+        active = ~three.finished
+        before = three.lives.clone()
+        _, _, term, _, info = three.step_tensors(a, active)
+        lost = before - three.lives
+        assert bool((lost <= active.long()).all())  # at most one life per step, only on active rows
+        assert torch.equal(info["lives"], three.lives) and bool((three.lives >= 0).all())
+        assert torch.equal(term, active & (three.lives == 0) & (lost > 0))
+        seen_loss_without_end |= bool(((lost > 0) & ~term).any())
+        _, _, term1, _, info1 = one.step_tensors(a, ~one.finished)
+        assert torch.equal(info1["lives"], (~one.finished).long())
+    assert seen_loss_without_end, "with 3 lives a predicted life loss should not always end the episode"
+    with pytest.raises(ValueError, match="lives"):
+        WorldSim(lives=0)
+
+
+def test_action_meanings_match_ale() -> None:
+    env = gymgen.make("gymgen/WorldSim-v0")
+    assert env.unwrapped.get_action_meanings() == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    ale_py = pytest.importorskip("ale_py")
+    gymnasium.register_envs(ale_py)
+    assert gymnasium.make("ALE/Breakout-v5").unwrapped.get_action_meanings() == env.unwrapped.get_action_meanings()

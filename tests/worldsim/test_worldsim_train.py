@@ -27,7 +27,7 @@ def test_train_smoke_produces_a_loadable_playable_checkpoint(tmp_path: Path) -> 
     env = WorldSim(batch_size=2, checkpoint=str(out))
     env.reset_tensors()
     obs, reward, term, trunc, _ = env.step_tensors(torch.tensor([1, 2]))
-    assert obs["frame"].shape == (2, 64, 64, 3)
+    assert obs["pixels"].shape == (2, 64, 64, 3)
     assert rep["tokenizer"]["held_out_reconstruction_psnr"] > 30  # the patch codebook is (near) lossless
 
 

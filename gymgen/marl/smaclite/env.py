@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.batched import InfoField
+from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
 from gymgen.marl.smaclite.dynamics import _IDLE, _MOVE, _TARGET, Flags, tick, unit_props
 from gymgen.marl.smaclite.maps import MapSpec, get_map
@@ -89,7 +90,8 @@ class SMACLite(MultiAgentBatchedEnv):
     ## Arguments
     ``map_name`` (``"3m"``, ``"8m"``, ``"2s3z"``, ``"3s5z"``, ``"5m_vs_6m"``, ``"3s_vs_5z"``, ``"MMM"``,
     ``"2c_vs_64zg"``, ``"protoss_5v5"``, ``"terran_5v5"``, ``"zerg_5v5"``), ``episode_limit``
-    (default: the map's), ``batch_size``, ``device``, ``compile_tick`` (default False: run the tick through
+    (default: the map's; ``max_cycles`` is accepted as its PettingZoo name, which ``pettingzoo.make``
+    passes), ``batch_size``, ``device``, ``compile_tick`` (default False: run the tick through
     ``torch.compile``; about 3x faster ticks on CPU after a ~20 s compile, needs a C++ compiler; floats
     differ from eager mode in the last bits, so battles can diverge from eager ones after a near-tie,
     but each mode is deterministic under a seed).
@@ -104,7 +106,7 @@ class SMACLite(MultiAgentBatchedEnv):
     Kaleidoscope; dynamics written for gymgen (ideas from SMAX/JaxMARL and SMAClite, no code).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 2, "unit_table_version": UNIT_TABLE_VERSION}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2, "unit_table_version": UNIT_TABLE_VERSION}
 
     def __init__(
         self,
@@ -114,8 +116,14 @@ class SMACLite(MultiAgentBatchedEnv):
         batch_size: int = 1,
         device: str | torch.device = "cpu",
         compile_tick: bool = False,
+        max_cycles: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, device=device)
+        if max_cycles is not None:  # PettingZoo's name for the episode limit (``pettingzoo.make`` passes it)
+            if episode_limit is not None and episode_limit != max_cycles:
+                raise ValueError(f"episode_limit={episode_limit!r} and max_cycles={max_cycles!r} disagree; "
+                                 "max_cycles is PettingZoo's name for episode_limit, pass one of them")
+            episode_limit = max_cycles
         if not isinstance(compile_tick, bool):
             raise TypeError(f"compile_tick must be a bool, got {compile_tick!r}")
         # opt-in: torch.compile fuses the tick's ~150 small ops (about 3x faster per tick on CPU at batch
@@ -214,6 +222,15 @@ class SMACLite(MultiAgentBatchedEnv):
 
     def seed_rng(self, seed: int) -> None:
         self.rng.manual_seed(int(seed))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_tick", None)  # a torch.compile'd function does not pickle; it is rebuilt on load
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._tick = torch.compile(tick, dynamic=False) if self.compile_tick else tick
 
     def agents_alive(self) -> torch.Tensor:
         return self.alive[:, : self.N].clone()
@@ -486,10 +503,58 @@ class SMACLite(MultiAgentBatchedEnv):
         return {"observation": obs, "action_mask": mask, "state": state}
 
     # ---- rendering ---------------------------------------------------------------------------------
-    def render_frame(self, index: int = 0, mode: str = "ansi") -> Any:
-        """A text grid of battle ``index``: allies as digits, enemies as letters, dead units omitted."""
-        if mode != "ansi":
-            raise ValueError(f"render mode {mode!r} not supported; expected 'ansi'")
+    RENDER_PIXELS = 256  # rgb_array frames are RENDER_PIXELS x RENDER_PIXELS whatever the map size
+
+    def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
+        """Battle ``index`` drawn top-down (north up): ``rgb_array`` or ``ansi``.
+
+        ``rgb_array``: a ``(256, 256, 3)`` uint8 picture of the whole map. Allies are blue discs,
+        enemies red (a lighter shade per unit type, the disc radius is the unit's), air units have a
+        white centre, each living unit carries a health bar (green) and, if shielded, a shield bar
+        (cyan) above it; fallen units are grey crosses. ``ansi``: a text grid, allies as digits,
+        enemies as letters, dead units omitted. Drawn only on request, never inside ``step``.
+        """
+        if mode == "ansi":
+            return self._render_ansi(index)
+        if mode != "rgb_array":
+            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+        from gymgen.marl import render as draw
+
+        px = self.RENDER_PIXELS
+        k = px / float(self.map.map_size)
+        img = draw.canvas(px, px, (34, 40, 34))
+        for g in range(0, int(self.map.map_size), 4):  # faint grid every 4 distance units
+            draw.rect(img, g * k, 0, g * k + 1, px, (44, 52, 44))
+            draw.rect(img, 0, g * k, px, g * k + 1, (44, 52, 44))
+        pos = self.pos[index].detach().cpu().numpy()
+        alive = self.alive[index].cpu().numpy()
+        hp, shield = self.hp[index].cpu().numpy(), self.shield[index].cpu().numpy()
+        max_hp, max_sh = self.p["hp"][index].cpu().numpy(), self.p["shield"][index].cpu().numpy()
+        radius, air = self.p["radius"][index].cpu().numpy(), self.p["air"][index].cpu().numpy()
+        kind = self.p["type_local"][index].cpu().numpy()
+        n_kinds = max(len(self.type_names), 1)
+        order = sorted(range(self.U), key=lambda u: bool(alive[u]))  # the fallen first, the living on top
+        for u in order:
+            cx, cy = pos[u, 0] * k, px - pos[u, 1] * k
+            r = max(radius[u] * k, 3.0)
+            if not alive[u]:
+                draw.cross(img, cx, cy, 0.6 * r, (110, 110, 110))
+                continue
+            base = np.array((70, 130, 235) if u < self.N else (225, 70, 60), dtype=np.float64)
+            shade = 0.55 * kind[u] / max(n_kinds - 1, 1)
+            color = tuple(int(c) for c in base + (255.0 - base) * shade)
+            draw.disc(img, cx, cy, r, color)
+            draw.ring(img, cx, cy, r, (15, 15, 15), 1.0)
+            if air[u]:
+                draw.disc(img, cx, cy, 0.35 * r, (245, 245, 245))
+            length = max(2.0 * r, 8.0)
+            top = cy - r - 4.0
+            draw.bar(img, cx - length / 2, top, length, 2.0, hp[u] / max(max_hp[u], 1e-6), (80, 220, 80), (90, 25, 25))
+            if max_sh[u] > 0:
+                draw.bar(img, cx - length / 2, top - 3.0, length, 2.0, shield[u] / max_sh[u], (90, 205, 255), (30, 40, 70))
+        return img
+
+    def _render_ansi(self, index: int) -> str:
         S = int(self.map.map_size)
         grid = [["." for _ in range(S)] for _ in range(S)]
         for u in range(self.U):
