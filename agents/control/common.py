@@ -39,7 +39,7 @@ class OffPolicyConfig:
     ReLU MLPs of widths ``actor_hidden`` / ``critic_hidden`` (``critic_layernorm``: LayerNorm after the
     last critic hidden layer). ``deactivate_vmap`` runs TorchRL's Q ensemble in a loop instead of
     ``torch.vmap``; ``compile`` puts the loss functions under ``torch.compile`` (about 20 s of compilation
-    per trainer, then ~2x fewer CPU seconds per update at width 64: tests/benchmarks/test_control.py).
+    per trainer, then ~1.4x fewer CPU seconds per TD3 update at width 64: tests/benchmarks/test_control.py).
     ``paper()`` returns the paper-scale setting (NE's TD3 defaults).
     """
 
