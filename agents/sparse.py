@@ -30,6 +30,10 @@ API (all in this module)
                                            (weight and optimizer state zeroed);
       ``prune_neurons(chain, layer, neurons)``  deactivate every incoming row and outgoing column of the
                                            given hidden units (neuron-level pruning);
+      ``grow_neurons(chain, layer, neurons, n_in)``  give the given hidden units ``n_in`` random incoming
+                                           connections at the default ``nn.Linear`` init, bias 0, outgoing
+                                           connections untouched (regenerates units pruned earlier: a unit with
+                                           no live outgoing connection changes no output);
     updates built from them: ``rigl_update(grads, fraction)`` (drop by magnitude, regrow the same count by
     gradient) and ``set_update(fraction)`` (drop by magnitude, regrow at random).
     Counting: ``density()``, ``layer_densities()``, ``n_active()``, ``forward_flops(batch)``,
@@ -314,6 +318,40 @@ class SparseMasks:
             b.masked_fill_(neurons, 0.0)
             zero_optimizer_entries(self._optimizers, b, neurons)
         return removed
+
+    @torch.no_grad()
+    def grow_neurons(self, chain: LinearChain, layer: int, neurons: torch.Tensor, n_in: int | torch.Tensor) -> int:
+        """Activate ``n_in`` random inactive incoming connections of each hidden unit in ``neurons``
+        ([*lead, units] bool) of hidden layer ``layer``, with values from ``U(-1/sqrt(in), 1/sqrt(in))`` (the
+        default ``nn.Linear`` init) and bias 0 (optimizer state of those entries zeroed). ``n_in`` is an int
+        or one count per leading index. Outgoing connections are not touched: if the units have none (e.g.
+        they were pruned), the network's outputs are unchanged, and their outgoing connections now get a
+        gradient that ``grow_by_gradient`` can act on. Returns the number of connections activated."""
+        if not 0 <= layer < chain.n_hidden:
+            raise IndexError(f"hidden layer {layer} out of range [0, {chain.n_hidden})")
+        w_in = chain.layers[layer].weight
+        mask, weight = self.masks[w_in], self.weights[w_in]
+        lead, out, inp = _fan(tuple(mask.shape))
+        sel = neurons.reshape(lead, out).to(mask.device)
+        n = torch.as_tensor(n_in, dtype=torch.long, device=mask.device).reshape(-1).expand(lead)
+        if (n < 0).any():
+            raise ValueError(f"n_in must be >= 0, got {n.tolist()}")
+        per_row = (sel.long() * n.unsqueeze(1)).reshape(-1)
+        flat = mask.reshape(lead * out, inp)
+        per_row = torch.minimum(per_row, (~flat).sum(1))
+        score = torch.rand(lead * out, inp, generator=self.generator).to(mask.device).masked_fill(flat, -1.0)
+        new = (_topk_rows(score, per_row) & ~flat).reshape(mask.shape)
+        self._set(w_in, new, True)
+        bound = 1.0 / math.sqrt(inp)
+        fresh = (torch.rand(weight.shape, generator=self.generator) * 2 - 1).mul_(bound).to(weight.device, weight.dtype)
+        weight.copy_(torch.where(new, fresh, weight))
+        bias = chain.layers[layer].bias
+        if bias is not None and bias in self._all_params:
+            b = self._all_params[bias]
+            where = sel.reshape(b.shape)
+            b.masked_fill_(where, 0.0)
+            zero_optimizer_entries(self._optimizers, b, where)
+        return int(new.sum())
 
     # ---- composite updates ------------------------------------------------------------------------
     def rigl_update(self, grads: Mapping[str, torch.Tensor], fraction: float) -> dict[str, int]:

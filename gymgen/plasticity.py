@@ -12,6 +12,12 @@ flattened into units):
 - ``dormant_ratio(acts, tau)``: ``sum_l #{i : s_i^l <= tau} / sum_l H^l`` over the recorded layers.
   ``tau=0.1`` is ReDo's threshold; ``tau=0`` counts only units that output exactly 0 on every input
   (dead ReLUs), the set NE prunes. The output layer is not an activation layer, so it is never counted.
+- ``counted`` (optional, in every dormant function): ``{layer: bool[units]}``, the units that exist for the
+  metric. Sparse networks (NE) keep units with no incoming connection (never grown, or pruned) in the
+  architecture; such a unit outputs exactly 0 (ReLU of a zero bias) and would count as dormant. With
+  ``counted`` the ratio is over the counted units only and the ReDo score's layer mean is taken over them
+  too: ``s_i = E|h_i| / (mean_{k counted} E|h_k| + 1e-9)``. The control agents report both (all units, and
+  ``..._connected``: units with at least one live incoming connection).
 - ``active_unit_fraction(acts)``: NE's FAU, ``#{(x, i) : h_i(x) > 0} / #{(x, i)}`` over the recorded layers:
   the mean fraction of units that fire per input (not ``1 - dormant_ratio(tau=0)``, the fraction that
   fire on *some* input).
@@ -92,29 +98,45 @@ class ActivationRecorder:
         self._handles = []
 
 
-def dormant_scores(h: torch.Tensor) -> torch.Tensor:
-    """ReDo's per-unit score of one layer's activations ``[batch, units]``: mean |h_i| over the layer mean."""
+def _counted(name: str, h: torch.Tensor, counted: dict[str, torch.Tensor] | None) -> torch.Tensor | None:
+    if counted is None or name not in counted:
+        return None
+    c = torch.as_tensor(counted[name], dtype=torch.bool, device=h.device).reshape(-1)
+    if c.numel() != h.shape[-1]:
+        raise ValueError(f"counted[{name!r}] has {c.numel()} entries, but the layer has {h.shape[-1]} units")
+    return c
+
+
+def dormant_scores(h: torch.Tensor, counted: torch.Tensor | None = None) -> torch.Tensor:
+    """ReDo's per-unit score of one layer's activations ``[batch, units]``: mean |h_i| over the layer mean
+    (the mean over the ``counted`` units when given; uncounted units still get a score)."""
     per_unit = h.abs().float().mean(0)
-    return per_unit / (per_unit.mean() + _EPS)
+    ref = per_unit if counted is None else per_unit[counted]
+    return per_unit / ((ref.mean() if ref.numel() else per_unit.new_zeros(())) + _EPS)
 
 
-def dormant_masks(activations: dict[str, torch.Tensor], tau: float) -> dict[str, torch.Tensor]:
-    """Per layer, a bool vector marking units with ``dormant_scores <= tau``."""
+def dormant_masks(activations: dict[str, torch.Tensor], tau: float,
+                  counted: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Per layer, a bool vector marking units with ``dormant_scores <= tau`` (uncounted units: False)."""
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 0):
         raise ValueError(f"tau={tau!r} must be a finite number >= 0")
     out = {}
     for name, h in activations.items():
+        c = _counted(name, h, counted)
         if tau == 0:  # exact: a unit is 0-dormant iff it is 0 on every input (no division round-off)
-            out[name] = h.abs().amax(0) == 0
+            dead = h.abs().amax(0) == 0
         else:
-            out[name] = dormant_scores(h) <= tau
+            dead = dormant_scores(h, c) <= tau
+        out[name] = dead if c is None else dead & c
     return out
 
 
-def dormant_ratio(activations: dict[str, torch.Tensor], tau: float = 0.1) -> float:
-    """Fraction of all recorded units that are tau-dormant (ReDo's definition; see module docstring)."""
-    masks = dormant_masks(activations, tau)
-    total = sum(m.numel() for m in masks.values())
+def dormant_ratio(activations: dict[str, torch.Tensor], tau: float = 0.1,
+                  counted: dict[str, torch.Tensor] | None = None) -> float:
+    """Fraction of the recorded (or only the ``counted``) units that are tau-dormant (see module docstring)."""
+    masks = dormant_masks(activations, tau, counted)
+    total = sum(int(_counted(n, h, counted).sum()) if _counted(n, h, counted) is not None else h.shape[-1]
+                for n, h in activations.items())
     return float(sum(int(m.sum()) for m in masks.values()) / max(total, 1))
 
 

@@ -46,6 +46,21 @@ def test_dormant_scores_and_ratios(tiny) -> None:
         P.dormant_ratio(rec.activations, -0.1)
 
 
+def test_dormant_ratio_over_counted_units_only(tiny) -> None:
+    net, x = tiny
+    with P.ActivationRecorder(net) as rec:
+        net(x)
+    counted = {"1": torch.tensor([True, True, False])}  # unit 3 has no connection in a sparse net: not counted
+    # E|h| over counted units = [0.5, 0.025], mean 0.2625 -> scores [1.905, 0.0952]: unit 2 is 0.1-dormant
+    torch.testing.assert_close(P.dormant_scores(rec.activations["1"], counted["1"]),
+                               torch.tensor([0.5 / 0.2625, 0.025 / 0.2625, 0.0]))
+    assert P.dormant_ratio(rec.activations, 0.1, counted) == pytest.approx(1 / 2)
+    assert P.dormant_ratio(rec.activations, 0.0, counted) == 0.0  # the dead unit is the uncounted one
+    assert P.dormant_ratio(rec.activations, 0.0) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="2 entries, but the layer has 3 units"):
+        P.dormant_ratio(rec.activations, 0.1, {"1": torch.tensor([True, False])})
+
+
 def test_ranks_by_hand() -> None:
     phi = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.05, 0.0]])  # singular values 1 and 0.05
     assert P.srank(phi, 0.01) == 2  # 1 / 1.05 = 0.952 < 0.99

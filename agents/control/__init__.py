@@ -17,15 +17,23 @@ family-neutral sparse machinery in ``gymgen.agents.sparse`` (masks, Erdős–Ré
 neuron surgery, FLOPs), plus ``gymgen.plasticity`` for the metrics.
 
 Speed (tests/benchmarks/test_control.py, one thread, one TD3 cycle = 2 critic + 1 actor update, batch
-256, machine load ~5 on 2 cores): eager TorchRL takes 1.7x (width 256) to 3.4x (width 64) the time of the
-same update in plain torch. The gap is a fixed ~7 ms of Python per update: TensorDictModule writes every
-output through ``TensorDict.from_any``, which calls ``importlib.util.find_spec("pandas")`` on each call
-(a file-system lookup when pandas is absent), plus parameter swapping (``to_module``) and tensordict
-``select``/``expand``/``clone``/``step_mdp``. ``torch.vmap`` vs ``deactivate_vmap`` makes no consistent
-difference at these sizes. Putting the loss functions under ``torch.compile`` (``compile=True``; ~20 s
-of compilation per trainer) removes that overhead: 0.8x (width 64) to 1.2x (width 256) of plain torch.
-In the full training loop (replay sampling, collector, target updates) compile gains less (~1.1x at
-width 64), so it is off by default.
+256). Re-measured 2026-12-01 11:38-11:42 under ``cpu-slot --exclusive`` while other jobs ran outside the
+slots (load 2.6 -> 8.8 on 2 cores, so read ratios, not rates), median ms per cycle (x plain torch):
+
+- plain torch: 23.5 (2x64), 63.5 (2x256);
+- TorchRL stock (``Actor``/``ValueOperator``, vmap, ``SoftUpdate``): 52.2 (2.2x), 92.9 (1.5x);
+- TorchRL tuned (the agents' default, no vmap): 34.2 (1.45x), 124 (2.0x; noisiest row);
+- TorchRL tuned under vmap: 37.3 (1.6x), 67.4 (1.06x);
+- TorchRL tuned under ``torch.compile``: 24.1 (1.03x), 79.5 (1.25x).
+
+"Tuned" is: the ``nets.Direct*`` modules (stock TensorDictModules write every output through
+``TensorDict.from_any``, which calls ``importlib.util.find_spec("pandas")`` on each call, ~80 us),
+``common.ForeachSoftUpdate`` and foreach Adam. The remaining eager gap is a fixed few ms of tensordict
+Python per update (parameter swapping with ``to_module``, ``select``/``expand``/``clone``/``step_mdp``),
+so it matters most at width 64. The goal (within 20 % of plain torch) is met in this run at width 64 only
+under ``torch.compile`` (``compile=True``; ~20 s of compilation per trainer; off by default because in the
+full loop, with replay sampling and the collector, it gains less) and at width 256 by tuned + vmap; the
+agents' eager default is 1.45x-2.0x plain here.
 
 Reconstruction choices for NE are listed in ``ne.py``'s docstring; for ReDo in ``redo.py``; Reset is a
 full reset (all layers) in ``reset.py``.

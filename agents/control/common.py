@@ -27,8 +27,8 @@ from torchrl.data import Bounded, LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.data.replay_buffers import RandomSampler
 from torchrl.envs import DoubleToFloat, GymWrapper, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.objectives import SoftUpdate
 
-from gymgen.plasticity import measure
 
 
 @dataclass
@@ -39,7 +39,7 @@ class OffPolicyConfig:
     ReLU MLPs of widths ``actor_hidden`` / ``critic_hidden`` (``critic_layernorm``: LayerNorm after the
     last critic hidden layer). ``deactivate_vmap`` runs TorchRL's Q ensemble in a loop instead of
     ``torch.vmap``; ``compile`` puts the loss functions under ``torch.compile`` (about 20 s of compilation
-    per trainer, then ~2x fewer CPU seconds per update at width 64: tests/benchmarks/test_control.py).
+    per trainer, then ~1.4x fewer CPU seconds per TD3 update at width 64: tests/benchmarks/test_control.py).
     ``paper()`` returns the paper-scale setting (NE's TD3 defaults).
     """
 
@@ -279,16 +279,27 @@ class OffPolicyTrainer:
             self.sampler.review = review
 
     def plasticity(self) -> dict[str, float]:
-        """Plasticity metrics of the actor and of the first Q network on one replayed batch."""
+        """Plasticity metrics of the actor and of the first Q network on one replayed batch.
+
+        Dormant ratios come twice: over every hidden unit of the architecture (``dormant_ratio_tau*``) and
+        over the units that have at least one live incoming connection (``dormant_ratio_tau*_connected``;
+        the same numbers for dense nets, see ``counted_units``)."""
         if len(self.buffer) == 0:
             return {}
         batch = self.metrics_batch()
-        out = {f"actor/{k}": v for k, v in measure(self.actor_module(), batch.select("observation").clone()).items()}
+        actor = self.actor_module()
+        out = {f"actor/{k}": v for k, v in _net_metrics(actor, batch.select("observation").clone(), list(actor.parameters()),
+                                                        self.counted_units("actor")).items()}
         params, qnet, all_params = self.critic_views()
         with params[0].to_module(qnet):
-            crit = measure(qnet, batch.select("observation", "action").clone(), params=all_params)
+            crit = _net_metrics(qnet, batch.select("observation", "action").clone(), all_params, self.counted_units("critic"))
         out.update({f"critic/{k}": v for k, v in crit.items()})
         return out
+
+    def counted_units(self, net: str) -> list[torch.Tensor] | None:
+        """Per hidden layer of ``net`` (``"actor"``, or ``"critic"``: the first Q net), a bool ``[units]`` of the
+        units that have a live incoming connection; ``None``: every unit (dense nets)."""
+        return None
 
     def log_point(self) -> dict[str, float]:
         point = {"env_steps": float(self.env_steps), "updates": float(self.updates), "time_s": time.process_time()}
@@ -304,6 +315,26 @@ class OffPolicyTrainer:
         return {}
 
 
+def _net_metrics(module: Any, inputs: TensorDict, params: list[torch.Tensor],
+                 counted: list[torch.Tensor] | None) -> dict[str, float]:
+    """``gymgen.plasticity`` metrics of ``module`` on ``inputs`` (one recorded pass), plus the dormant ratios
+    over the ``counted`` units of each hidden layer (``*_connected``; all units when ``counted`` is None)."""
+    from gymgen.plasticity import ActivationRecorder, dormant_ratio, grad_l2, metrics_from_activations, weight_abs_mean, weight_l2
+
+    with ActivationRecorder(module) as rec, torch.no_grad():
+        module(inputs)
+    acts = rec.activations
+    out = metrics_from_activations(acts)
+    out.update(weight_abs_mean=weight_abs_mean(params), weight_l2=weight_l2(params), grad_l2=grad_l2(params))
+    if counted is not None and len(counted) != len(acts):
+        raise ValueError(f"counted units for {len(counted)} hidden layers, but the module records {len(acts)}")
+    by_name = None if counted is None else dict(zip(acts, counted))
+    for tau in (0.1, 0.0):
+        key = "dormant_ratio_tau0.1" if tau else "dormant_ratio_tau0"
+        out[f"{key}_connected"] = out[key] if by_name is None else dormant_ratio(acts, tau, by_name)
+    return out
+
+
 def run_training(trainer_cls: type[OffPolicyTrainer], env: Any, cfg: OffPolicyConfig) -> ControlPolicy:
     """Build ``trainer_cls(env, cfg)``, train ``cfg.total_steps`` env steps, return the policy."""
     trainer = trainer_cls(env, cfg)
@@ -316,6 +347,38 @@ def optimizer_params(params: Any) -> list[torch.Tensor]:
     if hasattr(params, "values") and hasattr(params, "batch_size"):
         return list(params.values(True, True))
     return list(params.parameters())
+
+
+def adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam over ``params`` with the multi-tensor (``foreach``) kernels, also on CPU, where torch's default is
+    one kernel per tensor (same maths; fewer Python round trips: tests/benchmarks/test_control.py)."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+class ForeachSoftUpdate(SoftUpdate):
+    """TorchRL's ``SoftUpdate`` (same targets, same ``eps``), stepped with one ``torch._foreach_lerp_`` over
+    every (target, source) leaf pair instead of a TensorDict ``lerp_`` per parameter group.
+
+    The leaf lists are built once, at the first ``step``; parameters must therefore be changed in place
+    afterwards (``copy_``, ``masked_fill_``), as every gymgen control method does. Measured in
+    tests/benchmarks/test_control.py (the ``torchrl_tuned`` variants).
+    """
+
+    def step(self) -> None:
+        if not self.initialized:
+            raise RuntimeError(f"{type(self).__name__} must be initialized (init_()) before step()")
+        pairs = self.__dict__.get("_foreach_pairs")
+        if pairs is None:
+            sources, targets = [], []
+            for key, source in self._sources.items(True, True):
+                key = key if isinstance(key, tuple) else (key,)
+                target = self._targets.get(("target_" + key[0], *key[1:]))
+                if target.requires_grad:
+                    raise RuntimeError(f"the target parameter {key} is part of a graph")
+                sources.append(source.data)
+                targets.append(target.data)
+            pairs = self.__dict__["_foreach_pairs"] = (targets, sources)
+        torch._foreach_lerp_(pairs[0], pairs[1], 1 - self.eps)
 
 
 def named_leaves(params: Any) -> dict[str, torch.Tensor]:

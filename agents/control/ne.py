@@ -20,9 +20,19 @@ TD3 loop. Reconstruction choices (the paper body was not available; facts from t
    of a ``topology_batch`` of replayed transitions: the paper's ``f(θ_i) <= 0``) lose all their incoming
    and outgoing connections and their bias, lowest-scoring first, while the connections removed stay
    within ``prune_cap`` (ω = 0.4, the code's ``n_prune = 0.4 n_grow``) times the connections just grown,
-   so the network always grows overall. A pruned unit stays in the architecture and still counts in the
-   dormant ratio (the conservative choice for the claim). The official code's score path falls back to
-   pruning the smallest |w| (a bug noted in the research note); this follows the paper's rule instead.
+   so the network always grows overall. The official code's score path falls back to pruning the smallest
+   |w| (a bug noted in the research note); this follows the paper's rule instead.
+   **Elastic neuron generation** (``regenerate``, on by default): a unit with no connection at all gets an
+   exactly zero gradient on every potential connection (``∂L/∂W_in[u, :] = relu'(0) (W_out[:, u]ᵀ δ) x = 0``
+   and ``∂L/∂W_out[:, u] = δ h_u = 0``), so the |grad| rule alone can never bring a pruned unit back
+   (checked in tests/agents/control/test_sparse.py). Each growth step therefore first spends its budget
+   on empty unit slots of each hidden layer (lowest index first): a regenerated unit gets the layer's mean
+   in-degree of random incoming connections at the default ``nn.Linear`` init, bias 0 and no outgoing
+   connection (so outputs are unchanged), and its outgoing connections are then grown by gradient like any
+   other. The rest of the budget goes to |grad| growth. This reads the paper's "elastic neuron generation
+   based on potential gradients" as the generation of units as well as connections; it is our choice.
+   Pruned units stay in the architecture: the dormant ratio is reported over all units (a pruned unit
+   counts as dormant) and over connected units only (``*_connected``), see ``gymgen.plasticity``.
 4. **After growth** (the rest of training) the topology keeps changing at constant density with RigL
    rewiring (drop the smallest |w|, regrow as many by |grad|) of a fraction ``rewire_fraction`` (ζ = 0.2)
    cosine-annealed to 0 at ``total_steps``, as the code does once its target sparsity is reached.
@@ -74,6 +84,7 @@ class NEConfig(TD3Config):
     review: bool = True
     review_threshold: float = 0.4
     review_oldest_fraction: float = 0.3
+    regenerate: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,6 +117,7 @@ class _SparseNet:
         self.grown = 0
         self.pruned_units = 0
         self.pruned_connections = 0
+        self.regenerated_units = 0
 
 
 class NETrainer(TD3Trainer):
@@ -199,15 +211,25 @@ class NETrainer(TD3Trainer):
         net.topology_updates += 1
         batch = self.metrics_batch()[: cfg.topology_batch]
         if i < self.n_growth_topology:
-            grown = 0
-            for k in masks.masks:
+            grown, fresh = 0, {}
+            for li, layer in enumerate(net.chain.layers):
+                k = layer.weight
                 total = net.grow_total[k]
                 n = round(total * self._cum_share[i + 1]) - round(total * self._cum_share[i])
-                if n > 0:
-                    grown += int(masks.grow_by_gradient(k, n, grads[k]).sum())
+                if n <= 0:
+                    continue
+                left = torch.full(masks.masks[k].shape[:-2], n, dtype=torch.long)
+                if cfg.regenerate and li < net.chain.n_hidden:
+                    sel, fan_in = self._units_to_regenerate(net, li, n)
+                    if sel.any():
+                        grown += masks.grow_neurons(net.chain, li, sel, fan_in)
+                        net.regenerated_units += int(sel.sum())
+                        fresh[li] = sel
+                        left = left - sel.reshape(left.numel(), -1).sum(1).reshape(left.shape) * fan_in
+                grown += int(masks.grow_by_gradient(k, left.clamp(min=0), grads[k]).sum())
             net.grown += grown
             acts = self._activations(net, batch)
-            self._prune_dormant(net, acts, cap=int(cfg.prune_cap * grown))
+            self._prune_dormant(net, acts, cap=int(cfg.prune_cap * grown), protect=fresh)
         elif cfg.rewire_fraction > 0:
             span = max(1, self.total_updates - self.growth_updates)
             zeta = cfg.rewire_fraction * (1 + math.cos(math.pi * min(1.0, (self.updates - self.growth_updates) / span))) / 2
@@ -224,8 +246,24 @@ class NETrainer(TD3Trainer):
             thr = cfg.review_threshold
             self.review_prob = 1 - 1 / (1 + 0.9 * math.exp(thr - self.critic_fau)) if self.critic_fau < thr else 0.0
 
-    def _prune_dormant(self, net: _SparseNet, acts: list[torch.Tensor], cap: int) -> None:
-        """Prune 0-dormant (``prune_tau``) hidden units, lowest score first, removing at most ``cap`` connections."""
+    def _units_to_regenerate(self, net: _SparseNet, layer: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Empty units (no incoming and no outgoing connection) of hidden layer ``layer`` that this step's
+        growth budget ``n`` regenerates, per leading index, lowest index first, each with the mean in-degree
+        of the layer's connected units. Returns ``(bool [*lead, units], in-degree [*lead])``."""
+        m_in = net.masks.masks[net.chain.layers[layer].weight]
+        m_out = net.masks.masks[net.chain.layers[layer + 1].weight]
+        indeg, outdeg = m_in.sum(-1), m_out.sum(-2)  # [*lead, units]
+        empty = (indeg == 0) & (outdeg == 0)
+        live = (indeg > 0).sum(-1).clamp(min=1)
+        fan_in = (indeg.sum(-1).float() / live).round().long().clamp(min=1)  # [*lead]
+        budget = (n // fan_in).unsqueeze(-1)  # units affordable per leading index
+        rank = torch.cumsum(empty.long(), -1)  # 1-based rank among the empty units
+        return empty & (rank <= budget), fan_in
+
+    def _prune_dormant(self, net: _SparseNet, acts: list[torch.Tensor], cap: int,
+                       protect: dict[int, torch.Tensor] | None = None) -> None:
+        """Prune 0-dormant (``prune_tau``) hidden units, lowest score first, removing at most ``cap`` connections
+        (units in ``protect``, regenerated in this step, are never pruned)."""
         from gymgen.plasticity import dormant_masks, dormant_scores
 
         masks, chain = net.masks, net.chain
@@ -239,6 +277,9 @@ class NETrainer(TD3Trainer):
                 m_in = masks.masks[w_in] if h.ndim == 2 else masks.masks[w_in][e]
                 m_out = masks.masks[w_out] if h.ndim == 2 else masks.masks[w_out][e]
                 conn = m_in.sum(-1) + m_out.sum(-2)
+                keep = (protect or {}).get(layer)
+                if keep is not None:
+                    dead = dead & ~(keep if h.ndim == 2 else keep[e])
                 for u in torch.nonzero(dead & (conn > 0)).flatten().tolist():
                     candidates.append((float(score[u]), layer, None if h.ndim == 2 else e, u, int(conn[u])))
         candidates.sort()
@@ -258,6 +299,17 @@ class NETrainer(TD3Trainer):
             net.pruned_connections += masks.prune_neurons(chain, layer, sel)
             net.pruned_units += int(sel.sum())
 
+    def counted_units(self, net: str) -> list[torch.Tensor] | None:
+        """Connected units (at least one live incoming connection) of each hidden layer; Q1 for the critic."""
+        sparse = self.nets.get(net)
+        if sparse is None:
+            return None
+        out = []
+        for layer in sparse.chain.layers[:-1]:
+            live = sparse.masks.masks[layer.weight].any(-1)
+            out.append(live[0] if live.ndim == 2 else live)
+        return out
+
     def extra_metrics(self) -> dict[str, float]:
         out = {"critic_fau_at_topology": float(self.critic_fau),
                "review_batch_fraction": self.review_batches / max(1, self.sampled_batches)}
@@ -266,6 +318,7 @@ class NETrainer(TD3Trainer):
             out[f"{name}/forward_flops_vs_dense"] = net.masks.forward_flops() / net.masks.dense_forward_flops()
             out[f"{name}/grown_connections"] = float(net.grown)
             out[f"{name}/pruned_units"] = float(net.pruned_units)
+            out[f"{name}/regenerated_units"] = float(net.regenerated_units)
         return out
 
 

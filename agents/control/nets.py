@@ -4,6 +4,13 @@ Plain ReLU MLPs (``nn.Sequential`` of ``nn.Linear``/``nn.ReLU``, optionally a La
 critic hidden layer as in NE's TD3 critic), so ``gymgen.plasticity`` hooks find every hidden layer and
 ``gymgen.agents.sparse.LinearChain.from_module`` finds every linear layer. Keys: ``"observation"`` in,
 ``"action"`` / ``"state_action_value"`` out (TorchRL's defaults for TD3Loss and SACLoss).
+
+The modules are TorchRL's ``Actor`` / ``ValueOperator`` / ``TensorDictModule`` with one change on the hot
+path (:class:`DirectWrite`): a plain ``torch.Tensor`` output is written into the input TensorDict directly
+instead of through ``TensorDict.from_any``, which calls ``importlib.util.find_spec("pandas")`` on every
+call (~80 us of file-system lookups when pandas is not installed; ~10% of an eager TD3 update at width 64:
+tests/benchmarks/test_control.py). Anything else (TensorDict outputs, ``tensordict_out``, non-inplace
+modules) takes TorchRL's own path, so behaviour is unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +22,32 @@ from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import Bounded
 from torchrl.modules import Actor, ProbabilisticActor, TanhNormal, ValueOperator
+
+
+class DirectWrite:
+    """Mixin for TensorDictModules: write plain-tensor outputs with ``TensorDict.set`` (see module docstring)."""
+
+    def _write_to_tensordict(self, tensordict, tensors, tensordict_out=None, out_keys=None):  # noqa: ANN001, ANN202
+        keys = self.out_keys_source if out_keys is None else out_keys
+        if (tensordict_out is None and self.inplace is True and len(tensors) == len(keys)
+                and all(type(t) is torch.Tensor for t in tensors)):
+            for key, t in zip(keys, tensors):
+                if key != "_":
+                    tensordict.set(key, t)
+            return tensordict
+        return super()._write_to_tensordict(tensordict, tensors, tensordict_out, out_keys)
+
+
+class DirectActor(DirectWrite, Actor):
+    """TorchRL's ``Actor`` with :class:`DirectWrite` outputs."""
+
+
+class DirectValueOperator(DirectWrite, ValueOperator):
+    """TorchRL's ``ValueOperator`` with :class:`DirectWrite` outputs."""
+
+
+class DirectTensorDictModule(DirectWrite, TensorDictModule):
+    """tensordict's ``TensorDictModule`` with :class:`DirectWrite` outputs."""
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, layernorm_last: bool = False) -> nn.Sequential:
@@ -62,7 +95,7 @@ def deterministic_actor(obs_dim: int, spec: Bounded, hidden: Sequence[int], devi
     """TD3's actor: MLP -> bounded tanh, writing ``"action"``."""
     low, high = spec.space.low.to(device), spec.space.high.to(device)
     module = nn.Sequential(mlp(obs_dim, hidden, spec.shape[-1]), BoundedTanh(low, high)).to(device)
-    return Actor(module, in_keys=["observation"], spec=spec)
+    return DirectActor(module, in_keys=["observation"], spec=spec)
 
 
 def gaussian_actor(obs_dim: int, spec: Bounded, hidden: Sequence[int], device: torch.device) -> ProbabilisticActor:
@@ -70,7 +103,7 @@ def gaussian_actor(obs_dim: int, spec: Bounded, hidden: Sequence[int], device: t
     act_dim = spec.shape[-1]
     net = nn.Sequential(mlp(obs_dim, hidden, 2 * act_dim), NormalParamExtractor(scale_mapping="biased_softplus_1.0",
                                                                               scale_lb=1e-4)).to(device)
-    module = TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"])
+    module = DirectTensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"])
     return ProbabilisticActor(
         module, in_keys=["loc", "scale"], spec=spec, distribution_class=TanhNormal,
         distribution_kwargs={"low": spec.space.low.to(device), "high": spec.space.high.to(device)},
@@ -80,4 +113,4 @@ def gaussian_actor(obs_dim: int, spec: Bounded, hidden: Sequence[int], device: t
 
 def critic(obs_dim: int, act_dim: int, hidden: Sequence[int], layernorm_last: bool, device: torch.device) -> ValueOperator:
     """One Q network as a ``ValueOperator`` reading ``observation`` and ``action``."""
-    return ValueOperator(QNet(obs_dim, act_dim, hidden, layernorm_last).to(device), in_keys=["observation", "action"])
+    return DirectValueOperator(QNet(obs_dim, act_dim, hidden, layernorm_last).to(device), in_keys=["observation", "action"])

@@ -1,16 +1,18 @@
 """Curves and summary of a plasticity suite (e.g. ``ne``) from a leaderboard store: PNG, JSON, markdown.
 
 ``python -m gymgen.agents.control.report --db gymgen-results/leaderboard.sqlite --suite ne --out docs/ne_suite``
-writes ``<out>.png`` (return on the current phase, return on phase 0, critic dormant ratios at tau 0.1
-and 0, critic FAU and srank against env steps: mean over seeds with a 95% t-interval band, phase
-boundaries dashed), ``<out>.json`` (every curve) and ``<out>.md`` (per-agent tables with 95% CIs).
+writes ``<out>.png`` (return on the current phase and on phase 0; critic and actor dormant ratios at
+tau 0.1 and 0, over all units (solid) and over connected units (dotted, differs only for sparse nets);
+critic FAU and srank; against env steps: mean over seeds with a 95% t-interval band, phase boundaries
+dashed), ``<out>.json`` (every curve) and ``<out>.md`` (per-agent table with 95% CIs).
 Summaries per run, then mean and 95% t-interval over seeds (3 seeds: t = 4.30):
 
 - ``last_phase_return``: mean ``return_current_phase`` over the eval points of the last phase;
 - ``mean_return``: mean ``return_current_phase`` over all eval points (area under the curve / steps);
 - ``after_shift_return``: mean ``return_current_phase`` over the phases after the first;
-- ``dormant_tau0.1`` / ``dormant_tau0``: mean critic dormant ratio over the phases after the first;
-- ``final_dormant_tau0.1``: the critic dormant ratio at the last eval point.
+- ``<net>_dormant_tau0.1`` / ``<net>_dormant_tau0`` (net = critic, actor): mean dormant ratio over the
+  eval points of the phases after the first, over all units; ``..._connected``: over connected units;
+- ``final_critic_dormant_tau0.1``: the critic dormant ratio at the last eval point.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 import numpy as np
 
 CURVES = ("return_current_phase", "return", "critic/dormant_ratio_tau0.1", "critic/dormant_ratio_tau0",
-          "critic/active_unit_fraction", "critic/srank")
+          "critic/active_unit_fraction", "critic/srank", "actor/dormant_ratio_tau0.1", "actor/dormant_ratio_tau0")
+CONNECTED = tuple(f"{m}_connected" for m in CURVES if "dormant" in m)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -74,13 +77,15 @@ def summarize(data: dict, shift: int) -> dict[str, dict[str, tuple[float, float]
             per_seed["mean_return"].append(float(np.mean([ret[s] for s in steps])))
             later = [s for s in steps if _phase(s, shift) > 0] or steps
             per_seed["after_shift_return"].append(float(np.mean([ret[s] for s in later])))
-            for tau in ("0.1", "0"):
-                d = runs.get(f"critic/dormant_ratio_tau{tau}", {})
-                if d:
-                    per_seed[f"dormant_tau{tau}"].append(float(np.mean([d[s] for s in later if s in d])))
+            for net in ("critic", "actor"):
+                for tau in ("0.1", "0"):
+                    for suffix in ("", "_connected"):
+                        d = runs.get(f"{net}/dormant_ratio_tau{tau}{suffix}", {})
+                        if d:
+                            per_seed[f"{net}_dormant_tau{tau}{suffix}"].append(float(np.mean([d[s] for s in later if s in d])))
             d = runs.get("critic/dormant_ratio_tau0.1", {})
             if d:
-                per_seed["final_dormant_tau0.1"].append(d[max(d)])
+                per_seed["final_critic_dormant_tau0.1"].append(d[max(d)])
         out[agent] = {k: mean_ci(v) for k, v in per_seed.items()} | {"seeds": (float(len(seeds)), 0.0)}
     return out
 
@@ -89,7 +94,7 @@ def curves(data: dict) -> dict[str, dict[str, dict[str, list[float]]]]:
     out: dict[str, dict[str, dict[str, list[float]]]] = {}
     for agent, seeds in sorted(data.items()):
         out[agent] = {}
-        for metric in CURVES:
+        for metric in CURVES + CONNECTED:
             steps = sorted({s for runs in seeds.values() for s in runs.get(metric, {})})
             if not steps:
                 continue
@@ -104,19 +109,27 @@ def plot(curve: dict, shift: int, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
-    labels = {"return_current_phase": "return on the current phase", "return": "return on phase 0 (run forward)",
-              "critic/dormant_ratio_tau0.1": "critic dormant ratio (tau = 0.1)",
-              "critic/dormant_ratio_tau0": "critic dormant ratio (tau = 0: dead units)",
-              "critic/active_unit_fraction": "critic active-unit fraction (FAU)", "critic/srank": "critic feature srank"}
-    for ax, metric in zip(axes.flat, CURVES):
+    fig, axes = plt.subplots(2, 4, figsize=(19, 8), constrained_layout=True)
+    labels = {"return_current_phase": "return on the current phase", "return": "return on phase 0",
+              "critic/dormant_ratio_tau0.1": "critic dormant ratio, tau = 0.1",
+              "critic/dormant_ratio_tau0": "critic dormant ratio, tau = 0 (dead units)",
+              "critic/active_unit_fraction": "critic active-unit fraction (FAU)", "critic/srank": "critic feature srank",
+              "actor/dormant_ratio_tau0.1": "actor dormant ratio, tau = 0.1",
+              "actor/dormant_ratio_tau0": "actor dormant ratio, tau = 0 (dead units)"}
+    order = ["return_current_phase", "critic/dormant_ratio_tau0.1", "critic/dormant_ratio_tau0", "critic/active_unit_fraction",
+             "return", "actor/dormant_ratio_tau0.1", "actor/dormant_ratio_tau0", "critic/srank"]
+    colors = {agent: f"C{i}" for i, agent in enumerate(curve)}
+    for ax, metric in zip(axes.flat, order):
         for agent, metrics in curve.items():
-            if metric not in metrics:
-                continue
-            c = metrics[metric]
-            x, m, e = np.array(c["step"]), np.array(c["mean"]), np.array(c["ci95"])
-            ax.plot(x, m, label=agent.replace("control.", ""), lw=1.6)
-            ax.fill_between(x, m - e, m + e, alpha=0.15)
+            for key, style in ((metric, "-"), (f"{metric}_connected", ":")):
+                if key not in metrics or (style == ":" and metrics[key]["mean"] == metrics.get(metric, {}).get("mean")):
+                    continue
+                c = metrics[key]
+                x, m, e = np.array(c["step"]), np.array(c["mean"]), np.array(c["ci95"])
+                label = agent.replace("control.", "") + (" (connected units)" if style == ":" else "")
+                ax.plot(x, m, style, color=colors[agent], label=label, lw=1.6)
+                if style == "-":
+                    ax.fill_between(x, m - e, m + e, color=colors[agent], alpha=0.15)
         if shift > 0:
             xmax = max((max(v[metric]["step"]) for v in curve.values() if metric in v), default=0)
             for b in range(shift, xmax, shift):
@@ -125,20 +138,24 @@ def plot(curve: dict, shift: int, path: Path, title: str) -> None:
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
+    axes.flat[1].legend(fontsize=7)
     fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def markdown(summary: dict, title: str) -> str:
-    keys = ["last_phase_return", "after_shift_return", "mean_return", "dormant_tau0.1", "dormant_tau0", "final_dormant_tau0.1"]
-    lines = [f"### {title}", "", "mean ± 95% t-interval half-width over seeds", "",
+    keys = ["last_phase_return", "after_shift_return", "mean_return", "critic_dormant_tau0.1", "critic_dormant_tau0",
+            "actor_dormant_tau0.1", "actor_dormant_tau0", "critic_dormant_tau0.1_connected", "critic_dormant_tau0_connected",
+            "final_critic_dormant_tau0.1"]
+    lines = [f"### {title}", "", "mean ± 95% t-interval half-width over seeds; dormant ratios: mean over the eval points"
+             " after the first shift (``_connected``: over units with a live incoming connection)", "",
              "| agent | seeds | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for agent, s in summary.items():
         cells = []
         for k in keys:
             m, c = s.get(k, (float("nan"), float("nan")))
-            cells.append(f"{m:.3g} ± {c:.2g}" if "dormant" in k else f"{m:.0f} ± {c:.0f}")
+            cells.append(f"{m:.3f} ± {c:.3f}" if "dormant" in k else f"{m:.0f} ± {c:.0f}")
         lines.append(f"| {agent} | {int(s['seeds'][0])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -13,13 +13,15 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict
-from torchrl.objectives import SACLoss, SoftUpdate
+from torchrl.objectives import SACLoss
 
 from gymgen.agents.control import nets
 from gymgen.agents.control.common import (
     ControlPolicy,
+    ForeachSoftUpdate,
     OffPolicyConfig,
     OffPolicyTrainer,
+    adam,
     optimizer_params,
     run_training,
 )
@@ -44,10 +46,10 @@ class SACTrainer(OffPolicyTrainer):
         self.loss = SACLoss(self.actor, qnets, num_qvalue_nets=2, loss_function="l2", alpha_init=cfg.alpha_init,
                             action_spec=self.action_spec, deactivate_vmap=cfg.deactivate_vmap)
         self.loss.make_value_estimator(gamma=cfg.gamma)
-        self.target_updater = SoftUpdate(self.loss, tau=cfg.tau)
-        self.actor_opt = torch.optim.Adam(optimizer_params(self.loss.actor_network_params), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(optimizer_params(self.loss.qvalue_network_params), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.loss.log_alpha], lr=cfg.alpha_lr)
+        self.target_updater = ForeachSoftUpdate(self.loss, tau=cfg.tau)
+        self.actor_opt = adam(optimizer_params(self.loss.actor_network_params), cfg.actor_lr)
+        self.critic_opt = adam(optimizer_params(self.loss.qvalue_network_params), cfg.critic_lr)
+        self.alpha_opt = adam([self.loss.log_alpha], cfg.alpha_lr)
         self._loss = torch.compile(self.loss) if cfg.compile else self.loss
 
     def exploration_policy(self) -> Any:

@@ -28,13 +28,15 @@ import torch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictSequential
 from torchrl.modules import AdditiveGaussianModule
-from torchrl.objectives import SoftUpdate, TD3Loss
+from torchrl.objectives import TD3Loss
 
 from gymgen.agents.control import nets
 from gymgen.agents.control.common import (
     ControlPolicy,
+    ForeachSoftUpdate,
     OffPolicyConfig,
     OffPolicyTrainer,
+    adam,
     optimizer_params,
     run_training,
 )
@@ -67,9 +69,9 @@ class TD3Trainer(OffPolicyTrainer):
                             policy_noise=cfg.policy_noise, noise_clip=cfg.noise_clip, loss_function="l2",
                             deactivate_vmap=cfg.deactivate_vmap)
         self.loss.make_value_estimator(gamma=cfg.gamma)
-        self.target_updater = SoftUpdate(self.loss, tau=cfg.tau)
-        self.actor_opt = torch.optim.Adam(optimizer_params(self.loss.actor_network_params), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(optimizer_params(self.loss.qvalue_network_params), lr=cfg.critic_lr)
+        self.target_updater = ForeachSoftUpdate(self.loss, tau=cfg.tau)
+        self.actor_opt = adam(optimizer_params(self.loss.actor_network_params), cfg.actor_lr)
+        self.critic_opt = adam(optimizer_params(self.loss.qvalue_network_params), cfg.critic_lr)
         self._value_loss, self._actor_loss = self.loss.value_loss, self.loss.actor_loss
         if cfg.compile:
             self._value_loss, self._actor_loss = torch.compile(self._value_loss), torch.compile(self._actor_loss)

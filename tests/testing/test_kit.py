@@ -14,13 +14,33 @@ _EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "vid
                  "dmc": "dm_control"}
 
 
+# control ids (MuJoCo/DMC builds dominate, ~2-12 s each): one per schedule type by default, every control id
+# under -m slow. tests/control runs the kit on DMC-cheetah-run and TaskCycle, TorchRL's check_env_specs on
+# every MuJoCo id, and the full kit on every control id under -m slow.
+_CONTROL_DEFAULT = ("gymgen/MuJoCo-HalfCheetah-v0", "gymgen/MuJoCo-HalfCheetah-RewardFlip-v0",
+                    "gymgen/MuJoCo-Hopper-Gravity-v0", "gymgen/MuJoCo-TaskCycle-v0")
+
+
+def _kit_ids():
+    out = []
+    for env_id in GYM_IDS + PARALLEL_IDS:
+        slow = gymgen.get_entry(env_id).family == "control" and env_id not in _CONTROL_DEFAULT
+        out.append(pytest.param(env_id, marks=pytest.mark.slow) if slow else env_id)
+    return out
+
+
 def _skip_if_extra_missing(env_id):
     entry = gymgen.get_entry(env_id)
     if entry.extra:
         pytest.importorskip(_EXTRA_MODULE.get(entry.extra, entry.extra))
 
 
-@pytest.mark.parametrize("env_id", GYM_IDS + PARALLEL_IDS)
+def test_default_control_ids_are_registered():
+    ids = {e.id for e in gymgen.list_envs()}
+    assert set(_CONTROL_DEFAULT) <= ids, sorted(set(_CONTROL_DEFAULT) - ids)
+
+
+@pytest.mark.parametrize("env_id", _kit_ids())
 def test_kit_passes_on_every_registered_id(env_id):
     _skip_if_extra_missing(env_id)
     if gymgen.get_entry(env_id).family == "video":

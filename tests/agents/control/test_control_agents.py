@@ -133,6 +133,22 @@ def test_ne_prunes_only_dormant_units_within_the_cap() -> None:
     assert tr2.nets["actor"].pruned_units == before2
 
 
+def test_ne_regenerates_pruned_units_and_reports_connected_dormancy() -> None:
+    tr = _trainer("ne", total_steps=400, topology_every=10)
+    tr.train_steps(150)
+    net = tr.nets["actor"]
+    units = torch.zeros(32, dtype=torch.bool)
+    units[:4] = True
+    net.masks.prune_neurons(net.chain, 0, units)
+    point = tr.log_point()
+    assert point["actor/dormant_ratio_tau0"] >= 4 / 64  # pruned units output 0: dormant over all units
+    assert point["actor/dormant_ratio_tau0_connected"] < point["actor/dormant_ratio_tau0"]
+    before = net.regenerated_units
+    tr.train_steps(150)
+    assert net.regenerated_units - before >= 4
+    assert bool(net.masks.masks[net.chain.layers[0].weight][:4].any(1).all())  # every slot has connections again
+
+
 def test_review_sampler_draws_from_the_oldest_transitions() -> None:
     from tensordict import TensorDict
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer

@@ -170,3 +170,32 @@ def test_reinit_neurons_is_redo_surgery() -> None:
     assert bool((params["0.bias"][units] == 0).all())
     assert bool((opt.state[params["0.weight"]]["exp_avg"][units] == 0).all())
     assert float(opt.state[params["0.weight"]]["step"]) == 0.0
+
+
+def test_pruned_units_get_no_gradient_and_grow_neurons_brings_them_back() -> None:
+    """Why NE regenerates units: a unit with no connection has exactly zero gradient on all its potential
+    connections, so |grad| growth never picks them; grow_neurons revives it without changing outputs."""
+    net = _net(4)
+    masks, chain = _masks(net, density=0.5)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    masks.attach(opt)
+    units = torch.zeros(32, dtype=torch.bool)
+    units[[3, 7]] = True
+    masks.prune_neurons(chain, 0, units)
+    x = torch.randn(64, 6)
+    opt.zero_grad()
+    net(x).pow(2).sum().backward()  # dense gradients (masked entries included)
+    assert bool((net[0].weight.grad[units] == 0).all()) and bool((net[2].weight.grad[:, units] == 0).all())
+    assert bool((net[0].weight.grad[~units] != 0).any())
+    before = net(x).detach()
+    n = masks.grow_neurons(chain, 0, units, 4)
+    assert n == 8 and masks.masks["0.weight"][units].sum(1).tolist() == [4, 4]
+    assert bool((net[0].weight[units][masks.masks["0.weight"][units]] != 0).all())
+    assert bool((net[0].weight[units].abs() <= 1 / 6**0.5).all()) and not masks.masks["2.weight"][:, units].any()
+    torch.testing.assert_close(net(x).detach(), before, rtol=0, atol=0)  # no outgoing connection: outputs unchanged
+    opt.zero_grad()
+    net(x).pow(2).sum().backward()
+    fired = (torch.relu(x @ net[0].weight.T + net[0].bias)[:, units] > 0).any(0)
+    assert bool(fired.any())
+    alive = units.nonzero().flatten()[fired]
+    assert bool((net[2].weight.grad[:, alive] != 0).any())  # now |grad| growth can wire its outgoing side
