@@ -405,11 +405,19 @@ def _ray_init(address: str | None, workers: int) -> bool:
     return True
 
 
+def _import_run_one(module: str) -> bool:
+    """Import ``module`` (the one holding ``run_one``) in a Ray worker, so its first run starts warm."""
+    import importlib
+
+    importlib.import_module(module)
+    return True
+
+
 def ray_backend(runs: RunQueue | list[RunSpec], timeout_s: float, workers: int = 2, address: str | None = None,
                 worker_max_runs: int = DEFAULT_WORKER_MAX_RUNS, **_: Any) -> Iterator[tuple[RunSpec, dict]]:
     """Ray tasks (``pip install 'gymgen[ray]'``); starts a local Ray with ``workers`` CPUs or attaches to
-    ``address``. At most ``workers`` runs are in flight, each claimed just before it is submitted; a task
-    past ``timeout_s`` is cancelled (force) and recorded as failed; a Ray worker process is replaced after
+    ``address``. The workers are started and import gymgen before any run is submitted; then at most
+    ``workers`` runs are in flight, each claimed just before it is submitted; a task past ``timeout_s`` is cancelled (force) and recorded as failed; a Ray worker process is replaced after
     ``worker_max_runs`` tasks (Ray's ``max_calls``; memory is left to Ray's own memory monitor)."""
     timeout_s = check_timeout(timeout_s)
     try:
@@ -418,6 +426,10 @@ def ray_backend(runs: RunQueue | list[RunSpec], timeout_s: float, workers: int =
         raise ImportError("the ray backend needs `pip install 'gymgen[ray]'`") from exc
     queue = _as_queue(runs)
     started = _ray_init(address, workers)
+    # Warm the workers first (start the processes, import torch and gymgen): on a busy 2-core machine that
+    # alone took over a minute, and a run's timeout_s must measure the run, not Ray's worker start-up.
+    warm = ray.remote(num_cpus=1, max_retries=0)(_import_run_one)
+    ray.get([warm.remote(run_one.__module__) for _ in range(max(1, workers))])
     remote = ray.remote(num_cpus=1, max_retries=0, max_calls=worker_max_runs)(run_one)
     try:
         refs: dict[Any, RunSpec] = {}
