@@ -1,0 +1,106 @@
+"""The diffusion base of WorldSim: EDM preconditioning, the shared action module, the motion loss, and a
+tiny end-to-end train -> evaluate -> save -> load run on recorded ale-py frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gymgen.worldsim.diffusion import DiffusionConfig, DiffusionWorldModel, motion_reinforced_edm_loss
+from gymgen.worldsim.model import ActionFiLM, count_params
+
+
+def _model(**kw) -> DiffusionWorldModel:
+    torch.manual_seed(0)
+    return DiffusionWorldModel(DiffusionConfig(width=8, **kw))
+
+
+def test_uses_the_token_base_action_module_and_it_starts_as_the_action_free_model() -> None:
+    m = _model()
+    assert isinstance(m.action, ActionFiLM)
+    assert count_params(m.action) < 0.15 * count_params(m.denoiser)
+    ctx, x = torch.rand(2, 4, 3, 64, 64) * 2 - 1, torch.randn(2, 3, 64, 64)
+    s = torch.full((2,), 0.7)
+    free = m.denoise(x, s, ctx, None)
+    assert torch.equal(free, m.denoise(x, s, ctx, torch.tensor([1, 3])))  # zero-initialised module
+    torch.nn.init.normal_(m.action.head.weight)
+    assert not torch.allclose(free, m.denoise(x, s, ctx, torch.tensor([1, 3])))
+
+
+def test_edm_denoiser_is_the_identity_at_tiny_noise() -> None:
+    m = _model()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    out = m.denoise(x, torch.full((2,), 1e-4), torch.zeros(2, 4, 3, 64, 64), None)
+    assert torch.allclose(out, x, atol=1e-3)  # c_skip -> 1, c_out -> 0
+
+
+def test_sampler_is_seeded_bounded_and_uses_the_schedule() -> None:
+    m = _model()
+    s = m.sigmas(3)
+    assert len(s) == 4 and s[-1] == 0 and torch.all(s[:-1] > s[1:])
+    assert abs(float(s[0]) - m.cfg.sigma_max) < 1e-4 and abs(float(s[2]) - m.cfg.sigma_min) < 1e-6
+    ctx = torch.rand(2, 4, 3, 64, 64)
+    a = m.next_frame(ctx, torch.tensor([0, 1]), torch.Generator().manual_seed(3))
+    b = m.next_frame(ctx, torch.tensor([0, 1]), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (2, 3, 64, 64) and 0 <= float(a.min()) and float(a.max()) <= 1
+
+
+def test_motion_weight_changes_the_loss_only_where_pixels_move() -> None:
+    m = _model()
+    ctx = torch.zeros(4, 4, 3, 64, 64)
+    nxt = torch.zeros(4, 3, 64, 64)
+    still = [float(motion_reinforced_edm_loss(m, ctx, nxt, None, w, torch.Generator().manual_seed(0)))
+             for w in (0.0, 10.0)]
+    assert still[0] == pytest.approx(still[1])  # nothing moves: the weight has no effect
+    nxt[:, :, 10:14, 20:24] = 1.0  # a moving "ball"
+    moved = [float(motion_reinforced_edm_loss(m, ctx, nxt, None, w, torch.Generator().manual_seed(0)))
+             for w in (0.0, 10.0)]
+    assert moved[1] > moved[0]  # the badly-predicted moving pixels weigh more
+
+
+def test_evaluation_gives_zero_delta_psnr_to_a_model_that_ignores_actions(tmp_path: Path) -> None:
+    from gymgen.worldsim.evaluation import evaluate_base
+    from gymgen.worldsim.metrics import InverseDynamics
+    from gymgen.worldsim.train import Transitions
+    from gymgen.worldsim.data import Episodes
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (21, 64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    ep = Episodes(frames, [rng.integers(0, 4, 20) for _ in range(2)], [np.zeros(20, np.float32)] * 2,
+                  [np.zeros(20, bool)] * 2, [np.zeros(20, bool)] * 2)
+    test = Transitions(ep, 4, [0.0, 1.0], torch.device("cpu"))
+    idm = InverseDynamics(4)
+    idm(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64))
+    copy_last = lambda ctx, a, g: ctx[:, -1]  # noqa: E731
+    r = evaluate_base(copy_last, test, idm, 4, horizon=4, max_rollouts=8)
+    assert r["n_rollouts"] == 8 and r["h1"]["delta_psnr"] == 0.0
+    shift = lambda ctx, a, g: ctx[:, -1] * (0.5 + 0.1 * a.float()[:, None, None, None])  # noqa: E731
+    assert evaluate_base(shift, test, idm, 4, horizon=4, max_rollouts=8)["mean"]["delta_psnr"] != 0.0
+
+
+def test_tiny_end_to_end_train_evaluate_save_load(tmp_path: Path) -> None:
+    pytest.importorskip("ale_py")
+    pytest.importorskip("safetensors")
+    from gymgen.worldsim.data import record_episodes, save_episodes
+    from gymgen.worldsim.train_diffusion import load_diffusion_checkpoint, train_diffusion_worldsim
+
+    data = tmp_path / "d.npz"
+    save_episodes(record_episodes(n_episodes=3, max_steps=30, seed=1), data, {"seed": 1})
+    out = tmp_path / "diff.safetensors"
+    rep = train_diffusion_worldsim(data, out, seed=0, held_out=1, width=8, batch=4, base_steps=2, action_steps=2,
+                                   head_steps=2, idm_steps=2, calib_transitions=8, eval_rollouts=3, horizon=3)
+    for k in ("diffusion_base_action_free", "diffusion_film_motion", "diffusion_film_plain_loss"):
+        r = rep["results"][k]
+        assert r["n_rollouts"] == 3 and len(r["per_step"]["psnr"]) == 3 and "h1" in r
+    assert rep["results"]["diffusion_base_action_free"]["mean"]["delta_psnr"] == 0.0
+    assert "on_generated" in rep["results"]["diffusion_film_motion"]["heads"]
+    model, meta = load_diffusion_checkpoint(out)
+    assert meta["dataset_sha256"] == rep["dataset_sha256"] and model.cfg.width == 8
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(out.read_bytes()[:100])
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        load_diffusion_checkpoint(bad)
