@@ -63,6 +63,7 @@ class DiffusionTrainConfig:
     calib_transitions: int = 3000
     eval_rollouts: int = 128
     horizon: int = 16
+    bank_size: int = 24  # real start contexts shipped as uint8 frames (24 x 4 x 64 x 64 x 3 = 1.2 MB)
 
 
 def _log(msg: str) -> None:
@@ -251,17 +252,49 @@ def train_diffusion_worldsim(data_path: str | Path, out_path: str | Path | None,
               "idm_accuracy_real_pairs": idm_real, "idm_chance_majority": (counts.max() / counts.sum()).item(),
               "head_calibration": calibration, "results": results, "timings_s": timings}
     if out_path is not None:
-        save_diffusion_checkpoint(out_path, wm.cpu(), {"train_config": asdict(tc), "dataset_sha256": sha,
+        bank = make_frame_bank(train, tc.bank_size, _stage(tc.seed, 6))
+        save_diffusion_checkpoint(out_path, wm.cpu(), bank, {"train_config": asdict(tc), "dataset_sha256": sha,
                                                        "game": tc.game, "reward_values": rv,
-                                                       "head_calibration": calibration})
+                                                       "head_calibration": calibration,
+                                                       "action_meanings": action_meanings(tc.game, n_actions)})
     return report
 
 
-def save_diffusion_checkpoint(path: str | Path, model: DiffusionWorldModel, meta: dict[str, Any]) -> None:
-    """Weights + JSON metadata as safetensors (never pickled)."""
+def action_meanings(game: str, n_actions: int) -> list[str]:
+    """ALE's action names for ``game`` (generic names when ale-py is not installed)."""
+    try:
+        from gymgen.worldsim.data import make_real_env
+
+        env = make_real_env(game)
+        names = list(env.unwrapped.get_action_meanings())
+        env.close()
+        return names
+    except ImportError:
+        return [f"ACTION_{i}" for i in range(n_actions)]
+
+
+def make_frame_bank(train: Transitions, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` real start contexts as uint8 frames (n, K, 3, H, W), none spanning a lost life (as the token bank)."""
+    k = train.ctx.shape[1]
+    ok = train.t >= k - 1
+    for h in range(1, k):
+        j = (torch.arange(len(train), device=ok.device) - h).clamp_min(0)
+        ok &= ~(train.done[j] & (train.episode[j] == train.episode))
+    cand = torch.nonzero(ok).squeeze(1).cpu()
+    pick = cand[torch.randperm(len(cand), generator=gen)[:n]].to(train.t.device)
+    return train.frames[train.ctx[pick]].cpu()
+
+
+def save_diffusion_checkpoint(path: str | Path, model: DiffusionWorldModel, bank: torch.Tensor,
+                              meta: dict[str, Any]) -> None:
+    """Weights, the start-context bank (uint8 (N, K, 3, H, W)) and JSON metadata as safetensors (never pickled)."""
     import safetensors.torch as st
 
+    c = model.cfg
+    if bank.dtype != torch.uint8 or tuple(bank.shape[1:]) != (c.context, 3, c.size, c.size) or len(bank) < 1:
+        raise ValueError(f"bank must be uint8 (N, {c.context}, 3, {c.size}, {c.size}), got {bank.dtype} {tuple(bank.shape)}")
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["bank"] = bank.contiguous()
     md = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": json.dumps(model.cfg.as_dict())}
     md.update({k: json.dumps(v) for k, v in meta.items()})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -269,8 +302,8 @@ def save_diffusion_checkpoint(path: str | Path, model: DiffusionWorldModel, meta
 
 
 def load_diffusion_checkpoint(path: str | Path, device: str | torch.device = "cpu"
-                              ) -> tuple[DiffusionWorldModel, dict[str, Any]]:
-    """Load a diffusion checkpoint; ``ValueError`` naming the file when it is not one or does not match."""
+                              ) -> tuple[DiffusionWorldModel, torch.Tensor, dict[str, Any]]:
+    """(model, uint8 start bank, metadata); ``ValueError`` naming the file when it is not one or does not match."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -286,13 +319,24 @@ def load_diffusion_checkpoint(path: str | Path, device: str | torch.device = "cp
         raise ValueError(f"{str(path)!r}: format {md.get('format')!r} v{md.get('format_version')!r}, "
                          f"expected {FORMAT!r} v{FORMAT_VERSION!r}")
     meta = {k: json.loads(v) for k, v in md.items() if k not in ("format", "format_version")}
-    model = DiffusionWorldModel(DiffusionConfig(**meta.pop("model_config")))
+    try:
+        model = DiffusionWorldModel(DiffusionConfig(**meta.pop("model_config")))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{str(path)!r}: bad model_config metadata ({exc})") from None
     got = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(got)
     except RuntimeError as exc:
         raise ValueError(f"{str(path)!r} does not match the diffusion model: {exc}") from None
-    return model.eval().requires_grad_(False).to(device), meta
+    bank = tensors.get("bank")
+    c = model.cfg
+    if bank is None or bank.dtype != torch.uint8 or tuple(bank.shape[1:]) != (c.context, 3, c.size, c.size):
+        raise ValueError(f"{str(path)!r}: start bank must be uint8 (N, {c.context}, 3, {c.size}, {c.size}), got "
+                         f"{None if bank is None else (bank.dtype, tuple(bank.shape))}")
+    for key in ("head_calibration", "reward_values", "game", "action_meanings"):
+        if key not in meta:
+            raise ValueError(f"{str(path)!r}: metadata lacks {key!r}")
+    return model.eval().requires_grad_(False).to(device), bank.to(device), meta
 
 
 def main(argv: list[str] | None = None) -> None:

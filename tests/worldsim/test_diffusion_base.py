@@ -98,7 +98,8 @@ def test_tiny_end_to_end_train_evaluate_save_load(tmp_path: Path) -> None:
         assert r["n_rollouts"] == 3 and len(r["per_step"]["psnr"]) == 3 and "h1" in r
     assert rep["results"]["diffusion_base_action_free"]["mean"]["delta_psnr"] == 0.0
     assert "on_generated" in rep["results"]["diffusion_film_motion"]["heads"]
-    model, meta = load_diffusion_checkpoint(out)
+    model, bank, meta = load_diffusion_checkpoint(out)
+    assert bank.dtype == torch.uint8 and bank.shape[1:] == (4, 3, 64, 64)
     assert meta["dataset_sha256"] == rep["dataset_sha256"] and model.cfg.width == 8
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(out.read_bytes()[:100])

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The DWS issue-19 runs at CPU scale, in order of priority (one cpu-slot, ~35 min on a free core):
+# (1) record Breakout (the shipped checkpoint's data seed) and train/evaluate the diffusion base against
+#     the shipped token base with the same metrics; (2) record BattleZone and train a token base on it.
+# Usage: /work/tools/cpu-slot scripts/run_dws_suite.sh  (writes out/ and docs/worldsim_*_report.json)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+mkdir -p out docs
+[ -f out/worldsim_breakout.npz ] || $PY scripts/record_worldsim_data.py --out out/worldsim_breakout.npz
+$PY -m gymgen.worldsim.train_diffusion --data out/worldsim_breakout.npz \
+  --token-checkpoint gymgen/worldsim/checkpoints/breakout.safetensors \
+  --out gymgen/worldsim/checkpoints/breakout_diffusion.safetensors \
+  --base-steps ${DIFF_BASE_STEPS:-800} --action-steps ${DIFF_ACTION_STEPS:-500} --eval-rollouts ${DIFF_ROLLOUTS:-48} \
+  --report docs/worldsim_diffusion_report.json > out/diffusion.stdout
+[ -f out/worldsim_battlezone.npz ] || $PY scripts/record_worldsim_data.py --game BattleZone --episodes ${BZ_EPISODES:-40} --out out/worldsim_battlezone.npz
+$PY -m gymgen.worldsim.train --game BattleZone --data out/worldsim_battlezone.npz --steps ${BZ_STEPS:-800} --ablations \
+  --out gymgen/worldsim/checkpoints/battlezone.safetensors --report docs/worldsim_battlezone_report.json > out/battlezone.stdout
+echo done
