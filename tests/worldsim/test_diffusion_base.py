@@ -105,3 +105,39 @@ def test_tiny_end_to_end_train_evaluate_save_load(tmp_path: Path) -> None:
     bad.write_bytes(out.read_bytes()[:100])
     with pytest.raises(ValueError, match="bad.safetensors"):
         load_diffusion_checkpoint(bad)
+
+
+def test_diffusion_env_steps_a_tiny_checkpoint_and_the_source_class_dispatches(tmp_path: Path) -> None:
+    pytest.importorskip("ale_py")
+    pytest.importorskip("safetensors")
+    from gymgen.core.batched import InvalidActionError
+    from gymgen.worldsim.sources import DiffusionWorldSim, WorldSimSource
+    from gymgen.worldsim.train_diffusion import DiffusionTrainConfig, make_frame_bank, save_diffusion_checkpoint
+    from gymgen.worldsim.train import Transitions
+    from gymgen.worldsim.data import record_episodes
+
+    ep = record_episodes(n_episodes=1, max_steps=12, seed=2)
+    data = Transitions(ep, 4, [0.0, 1.0, 4.0, 7.0], torch.device("cpu"))
+    m = _model()
+    cal = {"reward_nonzero_threshold": 2.0, "done_logit_threshold": -1e9}  # never pays, always ends
+    out = tmp_path / "d.safetensors"
+    save_diffusion_checkpoint(out, m, make_frame_bank(data, 3, torch.Generator().manual_seed(0)),
+                              {"game": "Breakout", "reward_values": [0.0, 1.0, 4.0, 7.0], "head_calibration": cal,
+                               "action_meanings": ["NOOP", "FIRE", "RIGHT", "LEFT"],
+                               "train_config": {"seed": DiffusionTrainConfig().seed}})
+    env = WorldSimSource(base="diffusion", checkpoint=str(out), batch_size=2, lives=2)
+    assert isinstance(env, DiffusionWorldSim) and env.get_action_meanings()[1] == "FIRE"
+    obs = env.reset_tensors()
+    assert obs["pixels"].shape == (2, 64, 64, 3) and obs["pixels"].dtype == torch.uint8
+    obs, r, term, trunc, info = env.step_tensors(torch.tensor([1, 2]))
+    assert obs["pixels"].shape == (2, 64, 64, 3) and not bool(r.any()) and info["lives"].tolist() == [1, 1]
+    assert not bool(term.any())
+    _, _, term, _, info = env.step_tensors(torch.tensor([0, 3]))
+    assert bool(term.all()) and info["lives"].tolist() == [0, 0]
+    with pytest.raises(InvalidActionError, match="out of range"):
+        env.reset_tensors()
+        env.step_tensors(torch.tensor([0, 9]))
+    with pytest.raises(ValueError, match="unknown WorldSim base"):
+        WorldSimSource(base="gan")
+    with pytest.raises(ValueError, match="not game='BattleZone'"):
+        DiffusionWorldSim(game="BattleZone", checkpoint=str(out))
