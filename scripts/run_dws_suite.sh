@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The DWS issue-19 runs at CPU scale, in order of priority (one cpu-slot, ~35 min on a free core):
 # (1) record Breakout (the shipped checkpoint's data seed) and train/evaluate the diffusion base against
-#     the shipped token base with the same metrics; (2) record BattleZone and train a token base on it.
+#     the shipped token base with the same metrics; (2) record BattleZone and train a token base on it;
+# (3) the robot domain (Meta-World videos, continuous actions) on the diffusion base.
 # Usage: /work/tools/cpu-slot scripts/run_dws_suite.sh  (writes out/ and docs/worldsim_*_report.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,6 @@ $PY -m gymgen.worldsim.train_diffusion --data out/worldsim_breakout.npz \
 [ -f out/worldsim_battlezone.npz ] || $PY scripts/record_worldsim_data.py --game BattleZone --episodes ${BZ_EPISODES:-40} --out out/worldsim_battlezone.npz
 $PY -m gymgen.worldsim.train --game BattleZone --data out/worldsim_battlezone.npz --steps ${BZ_STEPS:-800} --ablations \
   --out gymgen/worldsim/checkpoints/battlezone.safetensors --report docs/worldsim_battlezone_report.json > out/battlezone.stdout
+$PY -m gymgen.worldsim.robot --base-steps ${ROBOT_BASE_STEPS:-500} --action-steps ${ROBOT_ACTION_STEPS:-300} \
+  --report docs/worldsim_robot_report.json > out/robot.stdout
 echo done

@@ -48,6 +48,7 @@ class DiffusionConfig:
     p_std: float = 1.2
     n_steps: int = 3
     n_reward_classes: int = 4
+    continuous_actions: int = 0  # > 0: actions are float vectors of this size (robot arms), not ints
 
     def as_dict(self) -> dict:
         """JSON-able view."""
@@ -109,6 +110,19 @@ class FrameDenoiser(nn.Module):
         return self.out(torch.cat([F.silu(hi), inp], 1))
 
 
+class ContinuousActionFiLM(ActionFiLM):
+    """``ActionFiLM`` for continuous actions: the embedding table becomes a trainable linear layer
+    (as DWS does for robot arms); everything after it is the same lightweight FiLM module."""
+
+    def __init__(self, cfg: DiffusionConfig, film_channels: tuple[int, ...]) -> None:
+        super().__init__(cfg, film_channels)
+        self.embed = nn.Linear(cfg.continuous_actions, cfg.action_dim)
+
+
+def _action_embedding(cfg: DiffusionConfig, dim: int) -> nn.Module:
+    return nn.Linear(cfg.continuous_actions, dim) if cfg.continuous_actions else nn.Embedding(cfg.n_actions, dim)
+
+
 class FrameRewardDoneHead(nn.Module):
     """Reward class logits and a termination logit from (2 context frames, next frame, action) in [0, 1]."""
 
@@ -119,7 +133,7 @@ class FrameRewardDoneHead(nn.Module):
             nn.Conv2d(12, w, 3, 2, 1), nn.SiLU(), nn.Conv2d(w, w, 3, 2, 1), nn.SiLU(),
             nn.Conv2d(w, 2 * w, 3, 2, 1), nn.SiLU(), nn.AdaptiveMaxPool2d(2), nn.Flatten(),
         )
-        self.act = nn.Embedding(cfg.n_actions, 8 * w)
+        self.act = _action_embedding(cfg, 8 * w)
         self.out = nn.Linear(8 * w, cfg.n_reward_classes + 1)
 
     def forward(self, prev2: torch.Tensor, prev: torch.Tensor, nxt: torch.Tensor,
@@ -136,7 +150,8 @@ class DiffusionWorldModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.denoiser = FrameDenoiser(cfg)
-        self.action = ActionFiLM(cfg, self.denoiser.film_channels)  # the token base's module class
+        # the token base's module class (its continuous-action variant for robot arms)
+        self.action = (ContinuousActionFiLM if cfg.continuous_actions else ActionFiLM)(cfg, self.denoiser.film_channels)
         self.heads = FrameRewardDoneHead(cfg)
 
     def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor,

@@ -57,15 +57,20 @@ def open_loop(step: StepFn, test, starts: torch.Tensor, horizon: int, actions: t
 
 
 @torch.no_grad()
-def evaluate_base(step: StepFn, test, idm: InverseDynamics, n_actions: int, horizon: int = 16,
+def evaluate_base(step: StepFn, test, idm: InverseDynamics | None, n_actions: int, horizon: int = 16,
                   max_rollouts: int = 256, use_action: bool = True, seed: int = 0,
-                  report_at: tuple[int, ...] = (1, 8, 16)) -> dict[str, Any]:
-    """Open-loop metrics of one base on held-out episodes (see the module docstring)."""
+                  report_at: tuple[int, ...] = (1, 8, 16), continuous: bool = False) -> dict[str, Any]:
+    """Open-loop metrics of one base on held-out episodes (see the module docstring).
+
+    ``continuous``: actions are float vectors in [-1, 1]^d (random actions drawn uniformly there);
+    ``idm=None`` skips the inverse-dynamics accuracy (reported as NaN)."""
     starts = rollout_starts(test, horizon, max_rollouts, seed)
     dev = test.frames.device
     steps = starts[:, None] + torch.arange(horizon)[None, :]
     true_a = test.action.cpu()[steps]
-    rand_a = torch.randint(0, n_actions, true_a.shape, generator=torch.Generator().manual_seed(seed + 1))
+    g = torch.Generator().manual_seed(seed + 1)
+    rand_a = (torch.rand(true_a.shape, generator=g) * 2 - 1 if continuous
+              else torch.randint(0, n_actions, true_a.shape, generator=g))
     gen_true = open_loop(step, test, starts, horizon, true_a if use_action else None, seed)
     gen_rand = open_loop(step, test, starts, horizon, rand_a if use_action else None, seed) if use_action else gen_true
     rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "psnr_moving", "psnr_random_actions",
@@ -80,7 +85,8 @@ def evaluate_base(step: StepFn, test, idm: InverseDynamics, n_actions: int, hori
         rows["psnr_moving"].append(psnr_moving(gen_true[h], real, prev_real).nanmean().item())
         rows["psnr_random_actions"].append(p_rand.mean().item())
         rows["delta_psnr"].append((p_true - p_rand).mean().item())
-        acc = (idm(prev_gen, gen_true[h]).argmax(1) == true_a[:, h].to(dev)).float().mean().item()
+        acc = float("nan") if idm is None else \
+            (idm(prev_gen, gen_true[h]).argmax(1) == true_a[:, h].to(dev)).float().mean().item()
         rows["idm_accuracy"].append(acc)
         prev_gen = gen_true[h]
     out: dict[str, Any] = {"n_rollouts": len(starts), "horizon": horizon, "per_step": rows}

@@ -141,3 +141,27 @@ def test_diffusion_env_steps_a_tiny_checkpoint_and_the_source_class_dispatches(t
         WorldSimSource(base="gan")
     with pytest.raises(ValueError, match="not game='BattleZone'"):
         DiffusionWorldSim(game="BattleZone", checkpoint=str(out))
+
+
+def test_continuous_action_module_is_a_linear_embedding_of_the_same_film_module() -> None:
+    from gymgen.worldsim.diffusion import ContinuousActionFiLM
+
+    m = _model(continuous_actions=4)
+    assert isinstance(m.action, ContinuousActionFiLM) and isinstance(m.action.embed, torch.nn.Linear)
+    torch.nn.init.normal_(m.action.head.weight)
+    ctx = torch.rand(2, 4, 3, 64, 64)
+    a = m.next_frame(ctx, torch.zeros(2, 4), torch.Generator().manual_seed(0))
+    b = m.next_frame(ctx, torch.ones(2, 4), torch.Generator().manual_seed(0))
+    assert not torch.allclose(a, b)
+
+
+def test_robot_domain_tiny_run_on_meta_world() -> None:
+    pytest.importorskip("metaworld")
+    from gymgen.worldsim.robot import RobotConfig, train_robot
+
+    rc = RobotConfig(tasks=("drawer-close-v3",), episodes_per_task=2, held_out_per_task=1, max_steps=8, width=8,
+                     batch=2, base_steps=1, action_steps=1, eval_rollouts=2, horizon=2)
+    rep = train_robot(rc)
+    r = rep["results"]["diffusion_film_motion"]
+    assert r["n_rollouts"] == 2 and "delta_psnr" in r["h1"] and rep["model_config"]["continuous_actions"] == 4
+    assert rep["results"]["diffusion_base_action_free"]["mean"]["delta_psnr"] == 0.0
