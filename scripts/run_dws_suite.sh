@@ -17,6 +17,8 @@ $PY -m gymgen.worldsim.train_diffusion --data out/worldsim_breakout.npz \
 [ -f out/worldsim_battlezone.npz ] || $PY scripts/record_worldsim_data.py --game BattleZone --episodes ${BZ_EPISODES:-40} --out out/worldsim_battlezone.npz
 $PY -m gymgen.worldsim.train --game BattleZone --data out/worldsim_battlezone.npz --steps ${BZ_STEPS:-800} --ablations \
   --out gymgen/worldsim/checkpoints/battlezone.safetensors --report docs/worldsim_battlezone_report.json > out/battlezone.stdout || echo "battlezone step failed"
+$PY -m gymgen.worldsim.eval_token --checkpoint gymgen/worldsim/checkpoints/battlezone.safetensors \
+  --data out/worldsim_battlezone.npz --report docs/worldsim_battlezone_eval.json > out/bz_eval.stdout || echo "battlezone eval failed"
 $PY -m gymgen.worldsim.robot --base-steps ${ROBOT_BASE_STEPS:-500} --action-steps ${ROBOT_ACTION_STEPS:-300} \
   --report docs/worldsim_robot_report.json > out/robot.stdout || echo "robot step failed"
 echo done
