@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DWS issue-19 runs at CPU scale, in order of priority (one cpu-slot, ~35 min on a free core):
+# The DWS issue-19 runs at CPU scale, in order of priority (one cpu-slot, ~25 min on a free core):
 # (1) record Breakout (the shipped checkpoint's data seed) and train/evaluate the diffusion base against
 #     the shipped token base with the same metrics; (2) record BattleZone and train a token base on it;
 # (3) the robot domain (Meta-World videos, continuous actions) on the diffusion base.
@@ -12,13 +12,13 @@ mkdir -p out docs
 $PY -m gymgen.worldsim.train_diffusion --data out/worldsim_breakout.npz \
   --token-checkpoint gymgen/worldsim/checkpoints/breakout.safetensors \
   --out gymgen/worldsim/checkpoints/breakout_diffusion.safetensors \
-  --base-steps ${DIFF_BASE_STEPS:-800} --action-steps ${DIFF_ACTION_STEPS:-500} --eval-rollouts ${DIFF_ROLLOUTS:-48} \
+  --base-steps ${DIFF_BASE_STEPS:-500} --action-steps ${DIFF_ACTION_STEPS:-300} --eval-rollouts ${DIFF_ROLLOUTS:-32} \
   --report docs/worldsim_diffusion_report.json > out/diffusion.stdout || echo "diffusion step failed"
 [ -f out/worldsim_battlezone.npz ] || $PY scripts/record_worldsim_data.py --game BattleZone --episodes ${BZ_EPISODES:-40} --out out/worldsim_battlezone.npz
-$PY -m gymgen.worldsim.train --game BattleZone --data out/worldsim_battlezone.npz --steps ${BZ_STEPS:-800} --ablations \
+$PY -m gymgen.worldsim.train --game BattleZone --data out/worldsim_battlezone.npz --steps ${BZ_STEPS:-600} --ablations \
   --out gymgen/worldsim/checkpoints/battlezone.safetensors --report docs/worldsim_battlezone_report.json > out/battlezone.stdout || echo "battlezone step failed"
 $PY -m gymgen.worldsim.eval_token --checkpoint gymgen/worldsim/checkpoints/battlezone.safetensors \
   --data out/worldsim_battlezone.npz --report docs/worldsim_battlezone_eval.json > out/bz_eval.stdout || echo "battlezone eval failed"
-$PY -m gymgen.worldsim.robot --base-steps ${ROBOT_BASE_STEPS:-500} --action-steps ${ROBOT_ACTION_STEPS:-300} \
+$PY -m gymgen.worldsim.robot --base-steps ${ROBOT_BASE_STEPS:-300} --action-steps ${ROBOT_ACTION_STEPS:-200} \
   --report docs/worldsim_robot_report.json > out/robot.stdout || echo "robot step failed"
 echo done
