@@ -60,8 +60,8 @@ class DiffusionTrainConfig:
     idm_steps: int = 400
     motion_weight: float = 10.0
     n_steps: int = 3
-    calib_transitions: int = 1500
-    eval_rollouts: int = 128
+    calib_transitions: int = 1000  # generated transitions for head thresholds (and for head eval)
+    eval_rollouts: int = 24
     horizon: int = 16
     bank_size: int = 24  # real start contexts shipped as uint8 frames (24 x 4 x 64 x 64 x 3 = 1.2 MB)
 
@@ -143,16 +143,21 @@ def calibration_subset(data: Transitions, n: int, seed: int) -> torch.Tensor:
 
 
 def head_metrics_from(rl: torch.Tensor, dl: torch.Tensor, reward_class: torch.Tensor, done: torch.Tensor,
-                      calibration: dict, reward_values: list[float]) -> dict[str, float]:
-    """Precision/recall of non-zero reward and termination decisions against the real labels."""
+                      calibration: dict, reward_values: list[float], neg_weight: float = 1.0) -> dict[str, float]:
+    """Precision/recall of non-zero reward and termination decisions against the real labels.
+
+    ``neg_weight``: transitions with neither event count this many times (when only a random
+    ``1/neg_weight`` of them was evaluated, so precision is estimated for the full set)."""
     rv = torch.tensor(reward_values, device=rl.device)
     reward, pdone = head_decisions(rl, dl, rv, calibration)
     nz, pnz = rv[reward_class] != 0, reward != 0
+    w = torch.where(nz | done, torch.ones_like(rl[:, 0]), torch.full_like(rl[:, 0], neg_weight))
+    prec = lambda pred, real: float((w * (pred & real)).sum() / (w * pred).sum().clamp_min(1e-9)) if bool(pred.any()) else 0.0  # noqa: E731
     return {"reward_nonzero_recall": (pnz & nz).sum().item() / max(int(nz.sum()), 1),
-            "reward_nonzero_precision": (pnz & nz).sum().item() / max(int(pnz.sum()), 1),
+            "reward_nonzero_precision": prec(pnz, nz),
             "done_recall": (pdone & done).sum().item() / max(int(done.sum()), 1),
-            "done_precision": (pdone & done).sum().item() / max(int(pdone.sum()), 1),
-            "n_reward_events": int(nz.sum()), "n_done_events": int(done.sum())}
+            "done_precision": prec(pdone, done),
+            "n_reward_events": int(nz.sum()), "n_done_events": int(done.sum()), "neg_weight": neg_weight}
 
 
 def train_diffusion_worldsim(data_path: str | Path, out_path: str | Path | None, seed: int = 0,
@@ -222,11 +227,15 @@ def train_diffusion_worldsim(data_path: str | Path, out_path: str | Path | None,
     for name, m in variants.items():
         results[f"diffusion_{name}"] = ev(diffusion_step(m))
     all_test = torch.arange(len(test), device=dev)
+    # every rewarded/terminal held-out transition and a random share of the others (reweighted)
+    sub = calibration_subset(test, tc.calib_transitions, tc.seed + 1)
+    n_neg_all = int(((test.reward_class == 0) & ~test.done).sum())
+    n_neg_sub = int(((test.reward_class[sub] == 0) & ~test.done[sub]).sum())
     heads: dict[str, Any] = {}
     for generated in (True, False):
-        rl, dl = frame_head_outputs(wm, test, all_test, generated, seed=tc.seed)
+        rl, dl = frame_head_outputs(wm, test, sub, generated, seed=tc.seed)
         heads["on_generated" if generated else "on_real"] = head_metrics_from(
-            rl, dl, test.reward_class, test.done, calibration, rv)
+            rl, dl, test.reward_class[sub], test.done[sub], calibration, rv, n_neg_all / max(n_neg_sub, 1))
     results["diffusion_film_motion"]["heads"] = heads
     if token_checkpoint is not None:
         from gymgen.worldsim.train import head_metrics
