@@ -171,6 +171,14 @@ class WorldSimSource(WorldSim):
             return DiffusionWorldSim(game=game, checkpoint=checkpoint, **kwargs)
         return WorldSim(game=game, checkpoint=checkpoint, **kwargs)
 
+    def __init__(self, *, batch_size: int = 1, device: str | torch.device = "cpu", game: str = "Breakout",
+                 base: str = "token", checkpoint: str | None = None, temperature: float = 0.0,
+                 n_steps: int | None = None, lives: int = 1) -> None:  # pragma: no cover - never runs
+        """The accepted keywords (``temperature``: token base only; ``n_steps``: diffusion base only).
+        ``__new__`` returns the base's own env, so this is never called; it documents the signature
+        that ``gymgen.registry.accepted_kwargs`` reads."""
+        raise AssertionError("WorldSimSource.__new__ returns the base's env class")
+
 
 _WorldSimSourceEnvBase = single_env_view(WorldSimSource, "_WorldSimSourceEnvBase")
 
