@@ -12,7 +12,7 @@ mkdir -p out docs
 $PY -m gymgen.worldsim.train_diffusion --data out/worldsim_breakout.npz \
   --token-checkpoint gymgen/worldsim/checkpoints/breakout.safetensors \
   --out gymgen/worldsim/checkpoints/breakout_diffusion.safetensors \
-  --base-steps ${DIFF_BASE_STEPS:-400} --action-steps ${DIFF_ACTION_STEPS:-250} --eval-rollouts ${DIFF_ROLLOUTS:-24} \
+  --base-steps ${DIFF_BASE_STEPS:-300} --action-steps ${DIFF_ACTION_STEPS:-200} --eval-rollouts ${DIFF_ROLLOUTS:-16} \
   --report docs/worldsim_diffusion_report.json > out/diffusion.stdout || echo "diffusion step failed"
 [ -f out/worldsim_battlezone.npz ] || $PY scripts/record_worldsim_data.py --game BattleZone --episodes ${BZ_EPISODES:-40} --out out/worldsim_battlezone.npz
 $PY -m gymgen.worldsim.train --game BattleZone --data out/worldsim_battlezone.npz --steps ${BZ_STEPS:-600} --ablations \

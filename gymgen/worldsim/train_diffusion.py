@@ -60,7 +60,7 @@ class DiffusionTrainConfig:
     idm_steps: int = 400
     motion_weight: float = 10.0
     n_steps: int = 3
-    calib_transitions: int = 1000  # generated transitions for head thresholds (and for head eval)
+    calib_transitions: int = 600  # generated transitions for head thresholds (and for head eval)
     eval_rollouts: int = 24
     horizon: int = 16
     bank_size: int = 24  # real start contexts shipped as uint8 frames (24 x 4 x 64 x 64 x 3 = 1.2 MB)
