@@ -85,8 +85,9 @@ class RobotConfig:
     behaviours: tuple[str, ...] = field(default=("expert", "noisy"))
 
 
-def record_robot_data(rc: RobotConfig) -> tuple[list, list, list, list, dict]:
-    """(train frames, train actions, test frames, test actions, sha256 per task) from Meta-World."""
+def record_robot_data(rc: RobotConfig) -> tuple[list, list, list, list]:
+    """(train frames, train actions, held-out frames, held-out actions) of the policy camera, from Meta-World
+    (the last ``held_out_per_task`` episodes of every task are held out)."""
     from gymgen.video.record import record_episodes
     from gymgen.video.tasks import POLICY_CAMERA
 
@@ -102,7 +103,7 @@ def record_robot_data(rc: RobotConfig) -> tuple[list, list, list, list, dict]:
         for j, (f, a) in enumerate(eps):
             (tr_f if j < cut else te_f).append(f)
             (tr_a if j < cut else te_a).append(a)
-    return tr_f, tr_a, te_f, te_a, {}
+    return tr_f, tr_a, te_f, te_a
 
 
 def _log(msg: str) -> None:
@@ -113,7 +114,7 @@ def train_robot(rc: RobotConfig, device: str = "cpu") -> dict[str, Any]:
     """Record, pretrain action-free, train the continuous action module (motion / plain), evaluate."""
     dev = torch.device(device)
     t0 = time.time()
-    tr_f, tr_a, te_f, te_a, _ = record_robot_data(rc)
+    tr_f, tr_a, te_f, te_a = record_robot_data(rc)
     timings = {"record_s": time.time() - t0}
     train, test = RobotTransitions(tr_f, tr_a, rc.context, dev), RobotTransitions(te_f, te_a, rc.context, dev)
     cfg = DiffusionConfig(size=int(train.frames.shape[-1]), context=rc.context, width=rc.width, n_actions=1,
