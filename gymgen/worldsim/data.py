@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 # Playing-field crop (rows, cols) of the 210x160 ALE screen, per game.
-CROPS = {"Breakout": (slice(36, 196), slice(0, 160))}
+CROPS = {"Breakout": (slice(36, 196), slice(0, 160)),
+         # BattleZone: the first-person view with the radar and the score, without the lives/reserve rows
+         "BattleZone": (slice(16, 176), slice(0, 160))}
 # RAM addresses used by the scripted policy (ball x, paddle x) for Breakout.
 _BREAKOUT_BALL_X, _BREAKOUT_PADDLE_X = 99, 72
 
@@ -89,7 +91,7 @@ def record_episodes(
                 a, need_fire = 1, False
             elif hold > 0:
                 a, hold = held, hold - 1
-            elif rng.random() < eps:
+            elif game != "Breakout" or rng.random() < eps:  # scripted play only for Breakout
                 # random actions held for a few frames so the paddle actually travels
                 held, hold = int(rng.integers(n_act)), int(rng.integers(0, 4))
                 a = held

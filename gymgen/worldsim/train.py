@@ -38,7 +38,8 @@ from gymgen.worldsim.model import (
     motion_reinforced_loss,
 )
 
-REWARD_VALUES = {"Breakout": [0.0, 1.0, 4.0, 7.0]}
+REWARD_VALUES = {"Breakout": [0.0, 1.0, 4.0, 7.0],
+                 "BattleZone": [0.0, 1000.0, 2000.0, 3000.0, 5000.0]}  # tank, fighter, (double), saucer
 
 
 @dataclass
