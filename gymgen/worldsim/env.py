@@ -189,8 +189,9 @@ class WorldSim(BatchedEnv):
         nxt, reward, terminated = self.imagine_tokens(self.model.encode_frames(context), action)
         return self.decode(nxt), reward, terminated
 
-    def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
-        """Generate the next frame of every active row from its context and action."""
+    def _checked_step_input(self, action: Any, active: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``action`` as a tensor of ``num_envs`` legal ints, and the rows to step; clear errors for a wrong
+        shape/dtype/range or for stepping a finished episode (every WorldSim base steps through this)."""
         action = torch.as_tensor(action, device=self.device)
         n_act = self.single_action_space.n
         if action.shape != (self.num_envs,) or action.dtype.is_floating_point or action.dtype == torch.bool:
@@ -202,6 +203,11 @@ class WorldSim(BatchedEnv):
         if bool((self.finished & act).any()):
             rows = torch.nonzero(self.finished & act).flatten().tolist()
             raise RuntimeError(f"step() called on terminated episode(s) in rows {rows[:8]}; call reset() first")
+        return action, act
+
+    def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
+        """Generate the next frame of every active row from its context and action."""
+        action, act = self._checked_step_input(action, active)
         nxt, reward, life_lost = self.imagine_tokens(self.tokens, action.long())
         new_tokens = torch.cat([self.tokens[:, 1:], nxt[:, None]], 1)
         frame = self.decode(nxt).permute(0, 2, 3, 1)

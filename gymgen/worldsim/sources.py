@@ -16,7 +16,7 @@ import torch
 from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
-from gymgen.core.batched import BatchedEnv, InfoField, InvalidActionError, StepResult
+from gymgen.core.batched import BatchedEnv, InfoField, StepResult
 from gymgen.worldsim.env import WorldSim
 from gymgen.worldsim.model import head_decisions
 
@@ -128,17 +128,7 @@ class DiffusionWorldSim(WorldSim):
 
     def step_tensors(self, action: torch.Tensor, active: torch.Tensor | None = None) -> StepResult:
         """Sample the next frame of every active row from its context and action."""
-        action = torch.as_tensor(action, device=self.device)
-        n_act = self.single_action_space.n
-        if action.shape != (self.num_envs,) or action.dtype.is_floating_point or action.dtype == torch.bool:
-            raise InvalidActionError(
-                f"action {action!r} is not valid: expected {self.num_envs} ints (shape ({self.num_envs},)) in [0, {n_act - 1}]")
-        if bool(((action < 0) | (action >= n_act)).any()):
-            raise InvalidActionError(f"action {action.tolist()} is out of range: expected ints in [0, {n_act - 1}]")
-        act = torch.ones_like(self.finished) if active is None else active.to(self.device).bool()
-        if bool((self.finished & act).any()):
-            rows = torch.nonzero(self.finished & act).flatten().tolist()
-            raise RuntimeError(f"step() called on terminated episode(s) in rows {rows[:8]}; call reset() first")
+        action, act = self._checked_step_input(action, active)
         nxt, reward, life_lost = self.imagine(self.context, action.long())
         new_ctx = torch.cat([self.context[:, 1:], nxt[:, None]], 1)
         frame = nxt.permute(0, 2, 3, 1)
