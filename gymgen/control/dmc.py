@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gymgen.control.env import _check_cpu, check_box_action
-from gymgen.core.checks import check_seed
+from gymgen.core.checks import check_seed, seed32
 from gymgen.core.adapters import check_render_mode
 from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.offscreen_gl import close_at_exit, default_headless_gl, gl_backend
@@ -97,8 +97,9 @@ class DMCEnv(gymnasium.Env):
         return np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in self._keys])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=check_seed(seed))  # a clear TypeError/ValueError naming a bad seed
-        obs, _ = self._env.reset(seed=seed)
+        seed = check_seed(seed)  # numpy ints become ints; bools, strings and negatives get a clear error
+        super().reset(seed=seed)
+        obs, _ = self._env.reset(seed=seed32(seed))  # dm-control seeds numpy RandomState: 32 bits
         self._done = False
         return self._flat(obs), {}
 

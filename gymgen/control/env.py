@@ -259,7 +259,8 @@ class ControlEnv(gymnasium.Env):
 
     # ---- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=check_seed(seed))  # a clear TypeError/ValueError naming a bad seed
+        seed = check_seed(seed)  # numpy ints become ints; bools, strings and negatives get a clear error
+        super().reset(seed=seed)
         if seed is not None:
             self._t = 0
         if options and "schedule_step" in options:

@@ -36,6 +36,14 @@ def check_seed(seed: Any) -> int | None:
     return seed
 
 
+def seed32(seed: int | None) -> int | None:
+    """A checked seed for libraries that take only 32-bit seeds (numpy ``RandomState``, dm-control): seeds
+    below 2**32 are kept as they are, larger ones are hashed (``SeedSequence``) so distinct seeds stay distinct."""
+    if seed is None or seed < 2**32:
+        return seed
+    return int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])
+
+
 def torch_seed(seed: Any) -> int:
     """A valid ``torch.Generator`` seed for any non-negative int ``seed``.
 

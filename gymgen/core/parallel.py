@@ -48,6 +48,7 @@ from tensordict import TensorDict
 from torchrl.data import Binary, Categorical, Composite, Unbounded
 
 from gymgen.core.batched import BatchedEnv, InvalidActionError
+from gymgen.core.checks import check_seed
 from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.spaces import spec_from_space
 
@@ -302,6 +303,7 @@ class ParallelView(ParallelEnv):
         return {a: {"observation": o[self._index[a]].copy(), "action_mask": m[self._index[a]].copy()} for a in names}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        seed = check_seed(seed)  # numpy ints become ints; bools, strings and negatives get a clear error
         if seed is not None:
             self.batched.seed_rng(seed)
             for a in self.possible_agents:

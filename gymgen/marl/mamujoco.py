@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from gymgen.core.checks import check_seed
 from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.marl.actions import check_action_dict
 from gymgen.marl.extras import require
@@ -177,7 +178,7 @@ class MaMuJoCoEnv(ParallelEnv):
         return agent
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=check_seed(seed), options=options)  # numpy ints become ints; bools, strings and negatives get a clear error
         self.agents = self.possible_agents[:]
         return obs, self._info(info)
 

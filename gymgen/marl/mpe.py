@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from gymgen.core.checks import check_seed
 from gymgen.core.errors import UnsupportedRenderMode
 from gymgen.core.validation import check_bool, check_float, check_int
 from gymgen.marl.actions import check_action_dict
@@ -169,7 +170,7 @@ class MPEParallelEnv(ParallelEnv):
             raise KeyError(f"unknown agent {agent!r}; learning agents are {self.possible_agents}")
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        self.raw.reset(seed=seed)
+        self.raw.reset(seed=check_seed(seed))  # numpy ints become ints; bools, strings and negatives get a clear error
         self.agents = self.possible_agents[:]
         self._steps = 0
         return {a: self.raw.observe(a) for a in self.agents}, {a: {} for a in self.agents}

@@ -165,7 +165,8 @@ class MetaWorldVideoEnv(gymnasium.Env):
 
     # ---- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        super().reset(seed=check_seed(seed))  # a clear TypeError/ValueError naming a bad seed
+        seed = check_seed(seed)  # numpy ints become ints; bools, strings and negatives get a clear error
+        super().reset(seed=seed)
         self.task_index = int(self.np_random.integers(len(self.tasks)))
         self.sim.set_task(self.tasks[self.task_index])
         self.sim.seed(int(self.np_random.integers(2**31)))  # any randomness inside Meta-World's reset

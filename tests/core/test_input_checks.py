@@ -12,7 +12,7 @@ import torch
 import gymgen
 from gymgen.core.batched import ConcurrentUseError, InvalidActionError
 
-_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors"}
+_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco", "dmc": "dm_control", "video": "metaworld"}
 BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None]
 DAG_IDS = [e.id for e in gymgen.list_envs() if e.family == "dag"]
 GYM_BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None and e.api == "gymnasium"]
@@ -78,6 +78,31 @@ def test_any_non_negative_int_seeds_every_torch_backed_view(env_id: str) -> None
             single.reset(seed=bad)
 
 
+UNBATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is None]
+
+
+def _first_obs(env_id: str, seed):
+    if gymgen.get_entry(env_id).api == "parallel":
+        return gymgen.parallel_env(env_id).reset(seed=seed)[0]
+    return gymnasium.make(env_id).reset(seed=seed)[0]
+
+
+@pytest.mark.parametrize("env_id", UNBATCHED_IDS)
+def test_seeds_of_wrapped_envs_are_checked_like_every_other_id(env_id: str) -> None:
+    """MPE, MaMuJoCo, DMC and Meta-World wrap other libraries' seeding: numpy ints and huge ints still work
+    (and a numpy int gives what the same Python int gives), bools and negatives get gymgen's clear error."""
+    _needs_extra(env_id)
+    same = _first_obs(env_id, np.int64(3)), _first_obs(env_id, 3)
+    flat = [np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for _, v in sorted(o.items())]) if isinstance(o, dict)
+            and not any(isinstance(v, dict) for v in o.values()) else None for o in same]
+    if flat[0] is not None:
+        np.testing.assert_array_equal(flat[0], flat[1])
+    _first_obs(env_id, 2**64 + 5)
+    for bad, err in ((True, TypeError), (-1, ValueError), ("7", TypeError)):
+        with pytest.raises(err, match="seed"):
+            _first_obs(env_id, bad)
+
+
 def test_distinct_big_seeds_give_distinct_streams() -> None:
     from gymgen.core.checks import torch_seed
 
@@ -112,10 +137,11 @@ def test_stepping_one_env_from_two_threads_raises_a_clear_error() -> None:
     inside, release = threading.Event(), threading.Event()
 
     class Slow(HyperGrid):
-        def forward_step(self, states, actions):  # runs inside step_tensors: hold the env there
-            inside.set()
-            release.wait(10)
-            return super().forward_step(states, actions)
+        def forward_masks(self, states):  # runs inside every step_tensors: hold the env there
+            if threading.current_thread().name == "stepper-1":
+                inside.set()
+                release.wait(10)
+            return super().forward_masks(states)
 
     env = Slow(batch_size=4)
     env.reset()
