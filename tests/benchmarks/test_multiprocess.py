@@ -11,12 +11,12 @@ gymgen's worker-thread setting (default: 1 thread per worker) and once with it d
 (``GYMGEN_WORKER_THREADS=0``: every worker keeps torch's default, the oversubscribed setup that ran at
 7-13 frames/s per process). ``extra_info["total_frames_per_s"]`` is the number to compare.
 
-Measured 2026-12-01 on the 2-core dev box under ``cpu-slot --exclusive`` but with other sessions'
-processes busy outside the slots (load average 3-9), total frames/s (``main``: 1 torch thread, as
-tests/conftest.py sets): main 290; gymgen default (1 thread per worker) 1/2/4 workers 246/173/147;
-disabled (torch's default threads per worker) 22/6.2/4.3. The knob removes the collapse (x34 at 4
-workers); on that loaded machine 2 and 4 workers stayed at 60%/51% of one process (the AsyncVectorEnv
-barrier waits for the slowest worker), short of the 20% target, which needs a quiet machine to judge.
+Measured 2026-12-01 12:09 under ``cpu-slot --exclusive`` (load 1.4 at the start, 7.6 at the end from
+processes outside the slots), total frames/s, median of 3 rounds: main 521.6; gymgen default (1 thread
+per worker) 1/2/4 workers 388.5/542.1/577.5 (0.74/1.04/1.11 of main); disabled 340.1/100.1/10.0
+(0.65/0.19/0.02). The knob removes the collapse (x58 at 4 workers); 2 and 4 workers are within 20% of
+one process; one worker pays AsyncVectorEnv's pipe round trip per step (0.74), which no thread setting
+removes. An earlier run at load 3-9 gave main 290, default 246/173/147, disabled 22/6.2/4.3.
 """
 
 from __future__ import annotations
