@@ -64,6 +64,7 @@ AGENT_FAMILIES: dict[str, tuple[str, ...]] = {
     "gymgen.agents.gfn.": ("dag",),
     "gymgen.agents.control.": ("control",),  # continuous-action MuJoCo/DMC ids
     "gymgen.agents.video.": ("video",),  # image + proprio Meta-World ids
+    "gymgen.agents.marl.": ("marl",),  # PettingZoo parallel ids (SMACLite, MPE, Spread, MaMuJoCo)
 }
 
 

@@ -130,7 +130,8 @@ def test_gflownet_agent_on_a_non_dag_env_is_rejected_at_load(tmp_path: Path) -> 
     assert f"{p}:12:" in str(e.value)  # the second [[envs]] header
 
 
-@pytest.mark.parametrize(("agent", "family"), [("control.td3", "control"), ("video.bc", "video"), ("gfn.tb", "dag")])
+@pytest.mark.parametrize(("agent", "family"), [("control.td3", "control"), ("video.bc", "video"), ("gfn.tb", "dag"),
+                                             ("marl.qmix", "marl"), ("marl.mast", "marl")])
 def test_family_bound_agents_name_the_mismatch(agent: str, family: str) -> None:
     from gymgen.leaderboards.agents import AGENTS, check_compatible
 
