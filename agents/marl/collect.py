@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Binary, Unbounded
-from torchrl.envs import Compose, EnvBase, InitTracker, TensorDictPrimer, TransformedEnv
+from torchrl.envs import Compose, EnvBase, InitTracker, StepCounter, TensorDictPrimer, TransformedEnv
 from torchrl.envs.transforms import Transform
 
 
@@ -78,10 +78,14 @@ def state_dim(env: EnvBase) -> int:
     return int(env.observation_spec["state"].shape[-1])
 
 
-def training_env(env: EnvBase, hidden: int | None = None, group: str = "agents") -> TransformedEnv:
-    """``env`` + ``is_init`` + ``(group, "alive")`` (+ ``rnn_h``/``prev_action`` primers when ``hidden``)."""
+def training_env(env: EnvBase, hidden: int | None = None, group: str = "agents", *,
+                 step_count: bool = False) -> TransformedEnv:
+    """``env`` + ``is_init`` + ``(group, "alive")`` (+ ``rnn_h``/``prev_action`` primers when ``hidden``,
+    + TorchRL's ``StepCounter`` writing ``step_count`` ``(1,)`` when ``step_count``: a time-aware critic's input)."""
     n_agents = env.observation_spec[group, "observation"].shape[-2]
     transforms: list[Transform] = [InitTracker(), AgentsAlive(group)]
+    if step_count:
+        transforms.append(StepCounter())
     if hidden is not None:
         transforms.append(TensorDictPrimer({"rnn_h": Unbounded(shape=(n_agents, hidden)),
                                             "prev_action": Unbounded(shape=(n_agents,), dtype=torch.int64)},
