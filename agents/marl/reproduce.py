@@ -104,11 +104,11 @@ def run(method: str, env_id: str, seed: int, steps: int, eval_every: int, config
 
 
 def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict[str, Any] | None = None) -> None:
-    """Random (and, on Spread, the scripted assignment team) measured with the agents' evaluation."""
+    """Random (and, on Spread, the scripted assignment and nearest-landmark teams) measured with the agents' evaluation."""
     import gymgen
     from gymgen.agents.marl.collect import evaluate_batched, training_env
     from gymgen.agents.marl.leaderboard import RandomMARLAgent
-    from gymgen.agents.marl.scripted import assignment_actions
+    from gymgen.agents.marl.scripted import assignment_actions, nearest_landmark_actions
     from gymgen.agents.marl.trainer import task_metrics
     from gymgen.leaderboards.contract import env_spec
 
@@ -118,17 +118,18 @@ def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict
     _write(out, {"run": {"method": "random", "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed},
                  "row": {"env_steps": 0.0, **{f"test_{k}" if not k.startswith("test_") else k: v for k, v in rnd.metrics().items()}}})
     if "Spread" in env_id:
-        env = training_env(gymgen.make_batched(env_id, batch_size=episodes, **(env_kwargs or {})))
-        env.set_seed(seed + 10_007)
-        n = env.base_env.n_agents
+        for name, team in (("scripted_assignment", assignment_actions), ("nearest_landmark", nearest_landmark_actions)):
+            env = training_env(gymgen.make_batched(env_id, batch_size=episodes, **(env_kwargs or {})))
+            env.set_seed(seed + 10_007)
+            n = env.base_env.n_agents
 
-        def act(td):
-            td.set(("agents", "action"), assignment_actions(td["agents", "observation"], n))
-            return td
+            def act(td, team=team, n=n):
+                td.set(("agents", "action"), team(td["agents", "observation"], n))
+                return td
 
-        res = evaluate_batched(env, act, final=task_metrics(env))
-        _write(out, {"run": {"method": "scripted_assignment", "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed},
-                     "row": {"env_steps": 0.0, **{f"test_{k}": v for k, v in res.items()}}})
+            res = evaluate_batched(env, act, final=task_metrics(env))
+            _write(out, {"run": {"method": name, "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed},
+                         "row": {"env_steps": 0.0, **{f"test_{k}": v for k, v in res.items()}}})
 
 
 def summary(paths: list[Path], thresholds: list[float]) -> str:

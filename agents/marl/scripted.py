@@ -6,6 +6,8 @@ the yardsticks the MARL agents are compared against.
   0 means every landmark is covered. This is the metric reported for Spread.
 - ``assignment_actions(obs, n)``: a scripted team that assigns agents to landmarks by the permutation of
   least total distance (recomputed every step) and steers each agent to its landmark with a PD rule.
+- ``nearest_landmark_actions(obs, n)``: no coordination: every agent steers to its own nearest landmark
+  with the same PD rule (two agents often share one); the level a team reaches without assigning roles.
 - ``random_actions(mask)``: uniform over legal actions.
 """
 
@@ -30,20 +32,31 @@ def landmark_distance(obs: torch.Tensor, n: int) -> torch.Tensor:
     return d.min(dim=-2).values.mean(-1)
 
 
+def _steer(target: torch.Tensor, vel: torch.Tensor, kp: float, kd: float, deadband: float) -> torch.Tensor:
+    """PD steering ``(..., N)`` toward ``target`` (relative position ``(..., N, 2)``) with mpe2's discrete moves."""
+    desired = kp * target - kd * vel
+    moves = _MOVES.to(target.device, target.dtype)
+    action = (desired @ moves[1:].T).argmax(-1) + 1
+    return torch.where(desired.norm(dim=-1) < deadband, torch.zeros_like(action), action)
+
+
 def assignment_actions(obs: torch.Tensor, n: int, kp: float = 1.0, kd: float = 0.5, deadband: float = 0.05) -> torch.Tensor:
     """Scripted Spread team ``(B, N)`` actions: least-total-distance agent->landmark assignment + PD steering."""
     rel = _landmarks_rel(obs, n)  # (B, agents, landmarks, 2)
-    vel = obs[..., 0:2]
     d = rel.norm(dim=-1)
     perms = torch.tensor(list(itertools.permutations(range(n))), device=obs.device)  # (P, n): agent i -> landmark perms[p, i]
     cost = d[:, torch.arange(n, device=obs.device), perms].sum(-1)  # (B, P)
     best = perms[cost.argmin(-1)]  # (B, n)
     target = rel.gather(2, best.view(*best.shape, 1, 1).expand(*best.shape, 1, 2)).squeeze(2)  # (B, agents, 2)
-    desired = kp * target - kd * vel
-    moves = _MOVES.to(obs.device, obs.dtype)
-    score = desired @ moves[1:].T  # (B, N, 4)
-    action = score.argmax(-1) + 1
-    return torch.where(desired.norm(dim=-1) < deadband, torch.zeros_like(action), action)
+    return _steer(target, obs[..., 0:2], kp, kd, deadband)
+
+
+def nearest_landmark_actions(obs: torch.Tensor, n: int, kp: float = 1.0, kd: float = 0.5, deadband: float = 0.05) -> torch.Tensor:
+    """Uncoordinated Spread team ``(B, N)``: each agent steers (PD) to the landmark nearest to it."""
+    rel = _landmarks_rel(obs, n)
+    j = rel.norm(dim=-1).argmin(-1)  # (B, agents)
+    target = rel.gather(2, j.view(*j.shape, 1, 1).expand(*j.shape, 1, 2)).squeeze(2)
+    return _steer(target, obs[..., 0:2], kp, kd, deadband)
 
 
 def random_actions(mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

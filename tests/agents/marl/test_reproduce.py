@@ -28,7 +28,7 @@ def test_run_baselines_summary_and_plot(tmp_path):
                and r["row"]["load1"] >= 0.0 for r in rows)
     main(["baselines", "--env", "gymgen/SpreadBatched-v0", "--episodes", "16", "--seeds", "0", "--out", str(out)])
     table = summary([out], [0.5])
-    assert "| qmix | SMACLite-3m-v0 | 2 | 160 |" in table and "scripted_assignment" in table and "random" in table
+    assert "| qmix | SMACLite-3m-v0 | 2 | 160 |" in table and "scripted_assignment" in table and "nearest_landmark" in table and "random" in table
     pytest.importorskip("matplotlib")
     png = tmp_path / "c.png"
     main(["plot", str(out), "--out", str(png), "--threshold", "0.9"])
