@@ -43,10 +43,13 @@ class PPOConfig:
 
     ``n_envs`` rows of the batched env run ``rollout_steps`` steps per iteration; each iteration makes
     ``epochs`` passes over the ``n_envs * rollout_steps`` samples in ``minibatches`` minibatches.
-    ``critic_time`` feeds the critic the episode's elapsed fraction ``t / max_episode_steps`` (SMAC's
-    ``state_timestep_number``; Pardo et al. 2018): on fixed-length episodes (Spread: 25 steps, every row
-    in step) the return to go depends mostly on the time left, which the state does not show; without it
-    MAPPO's critic explains ~0% of the targets' variance there (measured, ``docs/marl_agents.md``).
+    Episode limits (the defaults follow the MAPPO code, whose ``use_proper_time_limits`` is off): the
+    time limit is part of the task, so a truncated step is terminal (``bootstrap_truncated=False``), and
+    the critic sees the episode's elapsed fraction ``t / max_episode_steps`` (``critic_time``; ``None`` =
+    whenever the env reports a limit; SMAC's ``state_timestep_number``; Pardo et al. 2018), without which
+    the return to go of a fixed-length episode (Spread: 25 steps, every row in step) is not a function of
+    the critic's input. Bootstrapping through truncation with a time-blind critic made MAPPO on Spread
+    worse than random (landmark distance 1.58 vs 0.78 at 300k steps, ``docs/marl_agents.md``).
     Hook: ``make_linear`` (layer factory of actor and critic).
     """
 
@@ -65,8 +68,8 @@ class PPOConfig:
     entropy_coeff: float = 0.01
     critic_coeff: float = 1.0
     value_norm: bool = True
-    critic_time: bool = False
-    bootstrap_truncated: bool = True
+    critic_time: bool | None = None
+    bootstrap_truncated: bool = False
     eval_every_steps: int = 100_000
     eval_episodes: int = 256
     stop_at_win_rate: float | None = None
@@ -80,6 +83,10 @@ class PPOConfig:
                                    "eval_every_steps", "eval_episodes"))
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.critic_time not in (None, True, False):
+            raise ValueError(f"critic_time must be True, False or None (when the env has an episode limit), got {self.critic_time!r}")
+        if not isinstance(self.bootstrap_truncated, bool):
+            raise ValueError(f"bootstrap_truncated must be a bool, got {self.bootstrap_truncated!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
 
     @classmethod
@@ -156,10 +163,13 @@ class DenormalizedValue(nn.Module):
 
 
 def critic_time_scale(env: EnvBase, cfg: PPOConfig) -> float | None:
-    """``1 / max_episode_steps`` when ``cfg.critic_time`` (clear error when the env has no episode limit)."""
+    """``1 / max_episode_steps`` when the critic reads the time (``cfg.critic_time``; ``None``: when the env
+    has a limit); a clear error when ``critic_time=True`` and the env has no episode limit."""
+    limit = max_episode_steps(env)
+    if cfg.critic_time is None:
+        return 1.0 / float(limit) if limit else None
     if not cfg.critic_time:
         return None
-    limit = max_episode_steps(env)
     if not limit:
         raise ValueError("critic_time=True needs an env with a known episode limit (max_episode_steps); "
                          f"{type(env).__name__} reports {limit!r}")
@@ -245,8 +255,9 @@ class PPOTrainer(Trainer):
     def __init__(self, env: Any, cfg: PPOConfig, centralised: bool, *, eval_env: EnvBase | None = None, group: str = "agents") -> None:
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
         eval_env = eval_env if eval_env is not None else auto_eval
-        self.env = training_env(env, None, group, step_count=cfg.critic_time)
-        self.eval_env = None if eval_env is None else training_env(eval_env, None, group, step_count=cfg.critic_time)
+        timed = critic_time_scale(env, cfg) is not None
+        self.env = training_env(env, None, group, step_count=timed)
+        self.eval_env = None if eval_env is None else training_env(eval_env, None, group, step_count=timed)
         self.cfg, self.group, self.centralised = cfg, group, centralised
         self.device = _check_device(env, cfg.device)
         torch.manual_seed(cfg.seed)

@@ -37,7 +37,7 @@ def test_value_norm_critic_predicts_normalised_values_and_the_loss_compares_them
     assert float(mean) == pytest.approx(-10.0, abs=0.5) and float(var.sqrt()) == pytest.approx(3.0, rel=0.1)
     batch = _batch(t)
     with torch.no_grad():
-        raw = core.net(batch["state"])
+        raw = core.net(batch["state"], batch["step_count"])
         value = t.critic(batch.clone())["agents", "state_value"]
     # the module's output is the network's output put back on the returns' scale
     torch.testing.assert_close(value, raw * var.sqrt() + mean)
@@ -69,19 +69,29 @@ def test_time_aware_critic_reads_the_elapsed_fraction(mod, cfg_cls):
     assert t.updates > 0
 
 
-def test_time_aware_critic_needs_an_episode_limit():
+def test_time_aware_critic_needs_an_episode_limit_and_is_the_default_where_there_is_one():
     from gymgen.agents.marl.ppo import critic_time_scale
 
     class NoLimit:
         max_episode_steps = None
 
+    class Limit:
+        max_episode_steps = 40
+
     with pytest.raises(ValueError, match="known episode limit"):
         critic_time_scale(NoLimit(), mappo.MAPPOConfig(critic_time=True))
+    assert critic_time_scale(NoLimit(), mappo.MAPPOConfig()) is None
+    assert critic_time_scale(Limit(), mappo.MAPPOConfig()) == pytest.approx(1 / 40)
+    assert critic_time_scale(Limit(), mappo.MAPPOConfig(critic_time=False)) is None
+    assert "step_count" in _trainer(mappo, mappo.MAPPOConfig).critic.in_keys
+    assert "step_count" not in _trainer(mappo, mappo.MAPPOConfig, critic_time=False).critic.in_keys
+    with pytest.raises(ValueError, match="critic_time must be"):
+        mappo.MAPPOConfig(critic_time="yes")
 
 
 def test_finite_horizon_option_stops_bootstrapping_at_truncation():
-    boot = _trainer(mappo, mappo.MAPPOConfig, rollout_steps=8)  # episodes of 7 steps: one truncation per row
-    finite = _trainer(mappo, mappo.MAPPOConfig, rollout_steps=8, bootstrap_truncated=False)
+    boot = _trainer(mappo, mappo.MAPPOConfig, rollout_steps=8, bootstrap_truncated=True)  # 7-step episodes
+    finite = _trainer(mappo, mappo.MAPPOConfig, rollout_steps=8)  # the default: the time limit is terminal
     assert boot.loss.tensor_keys.terminated == "terminated"
     assert finite.loss.tensor_keys.terminated == "done"
     # Spread never terminates: with bootstrapping the target at the truncated step includes gamma * V(s_T);
