@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gymgen.core.tensorfile import read_tensor_file, write_tensor_file
+
 FORMAT = "gymgen-vpdd"
 FORMAT_VERSION = "1"
 SHIPPED = Path(__file__).parent / "checkpoints" / "pretrained.safetensors"
@@ -26,52 +28,19 @@ class CheckpointError(ValueError):
     """A VPDD checkpoint that is corrupt, of another format, or does not match the model it should build."""
 
 
-def _st():
-    try:
-        import safetensors.torch as st
-        from safetensors import safe_open
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError('VPDD checkpoints need safetensors: pip install "gymgen[video]"') from exc
-    return st, safe_open
-
-
 def save_checkpoint(path: str | Path, modules: dict[str, nn.Module], meta: dict[str, Any]) -> None:
     """Write the state of every module under its prefix, and ``meta`` (JSON values) as metadata."""
-    st, _ = _st()
-    tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous() for prefix, m in modules.items()
-               for k, v in m.state_dict().items()}
-    md = {"format": FORMAT, "format_version": FORMAT_VERSION, "modules": json.dumps(sorted(modules))}
-    md.update({k: json.dumps(v) for k, v in meta.items()})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    st.save_file(tensors, str(path), metadata=md)
+    tensors = {f"{prefix}.{k}": v for prefix, m in modules.items() for k, v in m.state_dict().items()}
+    write_tensor_file(path, tensors, fmt=FORMAT, version=FORMAT_VERSION, meta=meta,
+                      raw_meta={"modules": json.dumps(sorted(modules))}, extra="video")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Raw tensors and decoded metadata of a VPDD file (format checked, nothing built)."""
-    _, safe_open = _st()
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"VPDD checkpoint {str(p)!r} does not exist")
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            md = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers or data
-        raise CheckpointError(f"VPDD checkpoint {str(p)!r} is not a readable safetensors file (corrupt or truncated?): {exc}") from None
-    if md.get("format") != FORMAT:
-        raise CheckpointError(f"{str(p)!r}: metadata field 'format' is {md.get('format')!r}, expected {FORMAT!r}")
-    if md.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{str(p)!r}: metadata field 'format_version' is {md.get('format_version')!r}, "
-                              f"this gymgen reads {FORMAT_VERSION!r}")
-    meta: dict[str, Any] = {}
-    for k, v in md.items():
-        if k in ("format", "format_version"):
-            continue
-        try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{str(p)!r}: metadata field {k!r} is not valid JSON ({exc})") from None
-    return tensors, meta
+    return read_tensor_file(p, kind="VPDD checkpoint", fmt=FORMAT, version=FORMAT_VERSION, error=CheckpointError, extra="video")
 
 
 def config_from_meta(path: str | Path, meta: dict[str, Any], field_name: str, cls: type) -> Any:

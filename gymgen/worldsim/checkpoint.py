@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from gymgen.core.tensorfile import read_tensor_file, write_tensor_file
 from gymgen.worldsim.model import ModelConfig, WorldModel
 
 FORMAT = "gymgen-worldsim"
@@ -90,15 +91,6 @@ def _check_meta(path: Path, meta: dict[str, Any], cfg: ModelConfig) -> None:
         raise CheckpointError(f"{p!r}: metadata field 'game' must be a string (the source game), got {meta['game']!r}")
 
 
-def _safetensors():
-    try:
-        import safetensors.torch as st
-        from safetensors import safe_open
-    except ImportError as exc:  # pragma: no cover - only without the extra
-        raise ImportError('WorldSim checkpoints need safetensors: pip install "gymgen[worldsim]"') from exc
-    return st, safe_open
-
-
 @dataclass
 class LoadedCheckpoint:
     """A loaded simulator: the model (eval mode), its start-context bank (int64 tokens (N, K, g, g)), metadata."""
@@ -115,44 +107,18 @@ class LoadedCheckpoint:
 
 def save_checkpoint(path: str | Path, model: WorldModel, bank: torch.Tensor, meta: dict[str, Any]) -> None:
     """Write ``model`` weights, ``bank`` and JSON-encoded ``meta`` to a safetensors file."""
-    st, _ = _safetensors()
     if bank.dtype != torch.int16 or bank.ndim != 4:
         raise ValueError(f"bank must be int16 token grids (N, K, g, g), got {bank.dtype} {tuple(bank.shape)}")
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["bank"] = bank.cpu().contiguous()
-    md = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_config": json.dumps(model.cfg.as_dict())}
-    md.update({k: json.dumps(v) for k, v in meta.items()})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    st.save_file(tensors, str(path), metadata=md)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors["bank"] = bank
+    write_tensor_file(path, tensors, fmt=FORMAT, version=FORMAT_VERSION, meta=meta,
+                      raw_meta={"model_config": json.dumps(model.cfg.as_dict())}, extra="worldsim")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The raw tensors and decoded metadata of a WorldSim file (format checked, model not built)."""
-    _, safe_open = _safetensors()
-    path = checkpoint_path(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            md = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers/data
-        raise CheckpointError(
-            f"WorldSim checkpoint {str(path)!r} is not a readable safetensors file (corrupt or truncated?): {exc}"
-        ) from None
-    if md.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r}: metadata format is {md.get('format')!r}, expected {FORMAT!r}")
-    if md.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{str(path)!r}: format_version {md.get('format_version')!r}, this gymgen reads {FORMAT_VERSION!r}"
-        )
-    meta = {}
-    for k, v in md.items():
-        if k in ("format", "format_version"):
-            continue
-        try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{str(path)!r}: metadata field {k!r} is not valid JSON ({exc})") from None
-    return tensors, meta
+    return read_tensor_file(checkpoint_path(path), kind="WorldSim checkpoint", fmt=FORMAT, version=FORMAT_VERSION,
+                            error=CheckpointError, extra="worldsim")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
