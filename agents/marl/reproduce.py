@@ -11,7 +11,7 @@
 ``run`` appends one JSON line per evaluation (``{"run": {...}, "row": {...}}``: env steps, training and
 total wall-clock seconds, greedy test win rate / return / landmark distance ...) so a killed run keeps
 what it measured. ``baselines`` measures the random policy (and Spread's scripted assignment team) with
-the same evaluation. ``summary`` prints, per (method, env), the last evaluation's mean with a 95%
+the same evaluation. ``summary`` prints, per (method, config, env), the last evaluation's mean with a 95%
 Student-t confidence interval over seeds, the mean 1-minute load average at the evaluations (wall-clock
 numbers are only comparable at similar load), and the first wall-clock time at which the test win rate
 reached each ``--threshold``.
@@ -133,13 +133,16 @@ def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict
 
 
 def summary(paths: list[Path], thresholds: list[float]) -> str:
-    """Markdown: per (method, env), the final evaluation's mean +- 95% CI over seeds, and time to thresholds."""
+    """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds, and time to
+    thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge."""
     runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for path in paths:
         for line in Path(path).read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
-                key = (rec["run"]["method"], rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
+                cfg = rec["run"].get("config")
+                method = rec["run"]["method"] + (" " + json.dumps(cfg, sort_keys=True) if cfg else "")
+                key = (method, rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
                 runs[key][rec["run"]["seed"]].append(rec["row"])
     metrics = ("test_win_rate", "test_return", "test_landmark_distance")
     lines = ["| method | env | seeds | env steps | " + " | ".join(m.replace("test_", "") for m in metrics)

@@ -26,9 +26,15 @@ def test_run_baselines_summary_and_plot(tmp_path):
     assert len(rows) == 4 and {r["run"]["seed"] for r in rows} == {0, 1}
     assert all(0.0 <= r["row"]["test_win_rate"] <= 1.0 and r["row"]["wall_total_s"] >= r["row"]["wall_s"]
                and r["row"]["load1"] >= 0.0 for r in rows)
+    other = json.dumps({**json.loads(cfg), "lr": 5e-4})
+    main(["run", "--method", "qmix", "--env", "gymgen/SMACLite-3m-v0", "--seed", "0", "--steps", "80",
+          "--eval-every", "80", "--config", other, "--out", str(out)])
     main(["baselines", "--env", "gymgen/SpreadBatched-v0", "--episodes", "16", "--seeds", "0", "--out", str(out)])
     table = summary([out], [0.5])
-    assert "| qmix | SMACLite-3m-v0 | 2 | 160 |" in table and "scripted_assignment" in table and "nearest_landmark" in table and "random" in table
+    key = json.dumps(json.loads(cfg), sort_keys=True)
+    assert f"| qmix {key} | SMACLite-3m-v0 | 2 | 160 |" in table  # differently configured runs stay apart:
+    assert f"| qmix {json.dumps(json.loads(other), sort_keys=True)} | SMACLite-3m-v0 | 1 | 80 |" in table
+    assert "scripted_assignment" in table and "nearest_landmark" in table and "random" in table
     pytest.importorskip("matplotlib")
     png = tmp_path / "c.png"
     main(["plot", str(out), "--out", str(png), "--threshold", "0.9"])
