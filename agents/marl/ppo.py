@@ -148,9 +148,11 @@ class DenormalizedValue(nn.Module):
     the loss by the return variance (slowing the critic ~1/var). The MAPPO reference code instead lets the
     network output normalised values and denormalises them for GAE. Wrapping the network here gives exactly
     that through the unchanged loss: ``normalize(denormalize(out)) = out`` is compared to the normalised
-    target. Measured on SpreadBatched (N=3, 50k steps, one batch): a plain critic explained 4% of the
-    targets' variance, a per-time-step mean 68% (``docs/marl_agents.md``). The normaliser is held outside
-    the module tree (not a parameter or buffer of the critic) so the loss's running stats are the only copy.
+    target. Measured (``docs/marl_agents.md``): before this wrapper the critic's explained variance on
+    SpreadBatched stayed within 0.002 of zero for 3M steps, and MAPPO's SMACLite-3m win rate was
+    0.872 +- 0.248 (3 seeds, 508k steps); with it, 0.8-0.97 and 0.997 +- 0.006. The normaliser is held
+    outside the module tree (not a parameter or buffer of the critic) so the loss's running stats are the
+    only copy.
     """
 
     def __init__(self, net: nn.Module, value_norm: Any) -> None:
