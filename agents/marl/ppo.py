@@ -168,9 +168,7 @@ def critic_time_scale(env: EnvBase, cfg: PPOConfig) -> float | None:
     """``1 / max_episode_steps`` when the critic reads the time (``cfg.critic_time``; ``None``: when the env
     has a limit); a clear error when ``critic_time=True`` and the env has no episode limit."""
     limit = max_episode_steps(env)
-    if cfg.critic_time is None:
-        return 1.0 / float(limit) if limit else None
-    if not cfg.critic_time:
+    if not (bool(limit) if cfg.critic_time is None else cfg.critic_time):
         return None
     if not limit:
         raise ValueError("critic_time=True needs an env with a known episode limit (max_episode_steps); "
@@ -257,15 +255,15 @@ class PPOTrainer(Trainer):
     def __init__(self, env: Any, cfg: PPOConfig, centralised: bool, *, eval_env: EnvBase | None = None, group: str = "agents") -> None:
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
         eval_env = eval_env if eval_env is not None else auto_eval
-        timed = critic_time_scale(env, cfg) is not None
-        self.env = training_env(env, None, group, step_count=timed)
-        self.eval_env = None if eval_env is None else training_env(eval_env, None, group, step_count=timed)
         self.cfg, self.group, self.centralised = cfg, group, centralised
         self.device = _check_device(env, cfg.device)
         torch.manual_seed(cfg.seed)
         self.actor = build_actor(env, cfg, group).to(self.device)
         value_norm = PopArtValueNorm(shape=1, device=self.device) if cfg.value_norm else None
         self.critic = build_critic(env, cfg, centralised, group, value_norm).to(self.device)
+        timed = "step_count" in self.critic.in_keys  # a time-aware critic needs the envs to count steps
+        self.env = training_env(env, None, group, step_count=timed)
+        self.eval_env = None if eval_env is None else training_env(eval_env, None, group, step_count=timed)
         loss_cls = MAPPOLoss if centralised else IPPOLoss
         self.loss = loss_cls(self.actor, self.critic, clip_epsilon=cfg.clip_epsilon, entropy_coeff=cfg.entropy_coeff,
                              critic_coeff=cfg.critic_coeff, loss_critic_type="l2", value_norm=value_norm)

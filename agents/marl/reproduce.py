@@ -118,12 +118,12 @@ def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict
     _write(out, {"run": {"method": "random", "env": env_id, "env_kwargs": env_kwargs or {}, "seed": seed},
                  "row": {"env_steps": 0.0, **{f"test_{k}" if not k.startswith("test_") else k: v for k, v in rnd.metrics().items()}}})
     if "Spread" in env_id:
+        env = training_env(gymgen.make_batched(env_id, batch_size=episodes, **(env_kwargs or {})))
+        n = env.base_env.n_agents
         for name, team in (("scripted_assignment", assignment_actions), ("nearest_landmark", nearest_landmark_actions)):
-            env = training_env(gymgen.make_batched(env_id, batch_size=episodes, **(env_kwargs or {})))
-            env.set_seed(seed + 10_007)
-            n = env.base_env.n_agents
+            env.set_seed(seed + 10_007)  # both teams start from the same worlds
 
-            def act(td, team=team, n=n):
+            def act(td, team=team):
                 td.set(("agents", "action"), team(td["agents", "observation"], n))
                 return td
 

@@ -32,8 +32,10 @@ def landmark_distance(obs: torch.Tensor, n: int) -> torch.Tensor:
     return d.min(dim=-2).values.mean(-1)
 
 
-def _steer(target: torch.Tensor, vel: torch.Tensor, kp: float, kd: float, deadband: float) -> torch.Tensor:
-    """PD steering ``(..., N)`` toward ``target`` (relative position ``(..., N, 2)``) with mpe2's discrete moves."""
+def _steer(rel: torch.Tensor, landmark: torch.Tensor, vel: torch.Tensor, kp: float, kd: float, deadband: float) -> torch.Tensor:
+    """PD steering ``(B, N)`` of each agent toward its ``landmark`` index ``(B, N)`` (``rel``: landmarks relative
+    to each agent ``(B, N, n, 2)``) with mpe2's discrete moves."""
+    target = rel.gather(2, landmark.view(*landmark.shape, 1, 1).expand(*landmark.shape, 1, 2)).squeeze(2)  # (B, N, 2)
     desired = kp * target - kd * vel
     moves = _MOVES.to(target.device, target.dtype)
     action = (desired @ moves[1:].T).argmax(-1) + 1
@@ -47,16 +49,13 @@ def assignment_actions(obs: torch.Tensor, n: int, kp: float = 1.0, kd: float = 0
     perms = torch.tensor(list(itertools.permutations(range(n))), device=obs.device)  # (P, n): agent i -> landmark perms[p, i]
     cost = d[:, torch.arange(n, device=obs.device), perms].sum(-1)  # (B, P)
     best = perms[cost.argmin(-1)]  # (B, n)
-    target = rel.gather(2, best.view(*best.shape, 1, 1).expand(*best.shape, 1, 2)).squeeze(2)  # (B, agents, 2)
-    return _steer(target, obs[..., 0:2], kp, kd, deadband)
+    return _steer(rel, best, obs[..., 0:2], kp, kd, deadband)
 
 
 def nearest_landmark_actions(obs: torch.Tensor, n: int, kp: float = 1.0, kd: float = 0.5, deadband: float = 0.05) -> torch.Tensor:
     """Uncoordinated Spread team ``(B, N)``: each agent steers (PD) to the landmark nearest to it."""
     rel = _landmarks_rel(obs, n)
-    j = rel.norm(dim=-1).argmin(-1)  # (B, agents)
-    target = rel.gather(2, j.view(*j.shape, 1, 1).expand(*j.shape, 1, 2)).squeeze(2)
-    return _steer(target, obs[..., 0:2], kp, kd, deadband)
+    return _steer(rel, rel.norm(dim=-1).argmin(-1), obs[..., 0:2], kp, kd, deadband)
 
 
 def random_actions(mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
