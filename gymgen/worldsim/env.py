@@ -230,15 +230,19 @@ class WorldSim(BatchedEnv):
         return self.frame[index].cpu().numpy().copy()
 
 
-_WorldSimEnvBase = single_env_view(WorldSim, "_WorldSimEnvBase")
-
-
-class WorldSimEnv(_WorldSimEnvBase):
-    __doc__ = WorldSim.__doc__
+class ALEActionNames:
+    """Mixin of the WorldSim Gymnasium views: ``get_action_meanings()`` as a real method, as on ALE envs."""
 
     def get_action_meanings(self) -> list[str]:
         """ALE's names of the actions (``env.unwrapped.get_action_meanings()``, as on ``ALE/Breakout-v5``)."""
         return self.batched.get_action_meanings()
+
+
+_WorldSimEnvBase = single_env_view(WorldSim, "_WorldSimEnvBase")
+
+
+class WorldSimEnv(ALEActionNames, _WorldSimEnvBase):
+    __doc__ = WorldSim.__doc__
 
 
 WorldSimVectorEnv = vector_env_view(WorldSim)

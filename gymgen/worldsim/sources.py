@@ -17,7 +17,7 @@ from gymnasium import spaces
 
 from gymgen.core.adapters import single_env_view, vector_env_view
 from gymgen.core.batched import BatchedEnv, InfoField, StepResult
-from gymgen.worldsim.env import WorldSim
+from gymgen.worldsim.env import ALEActionNames, WorldSim
 from gymgen.worldsim.model import head_decisions
 
 _CK = Path(__file__).parent / "checkpoints"
@@ -173,12 +173,8 @@ class WorldSimSource(WorldSim):
 _WorldSimSourceEnvBase = single_env_view(WorldSimSource, "_WorldSimSourceEnvBase")
 
 
-class WorldSimSourceEnv(_WorldSimSourceEnvBase):
+class WorldSimSourceEnv(ALEActionNames, _WorldSimSourceEnvBase):
     __doc__ = WorldSimSource.__doc__
-
-    def get_action_meanings(self) -> list[str]:
-        """ALE's names of the actions of the source game."""
-        return self.batched.get_action_meanings()
 
 
 WorldSimSourceVectorEnv = vector_env_view(WorldSimSource)
