@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -452,6 +453,27 @@ def get_entry(env_id: str) -> EnvEntry:
     )
 
 
+#: the module whose import tells that an optional extra (``pip install "gymgen[<extra>]"``) is installed
+EXTRA_PROBE_MODULES: dict[str, str] = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco",
+                                       "dmc": "dm_control", "video": "metaworld"}
+
+
+def missing_extra(env: "str | EnvEntry") -> str | None:
+    """The optional extra that ``env`` (an id or entry) needs and that is not installed, else ``None``.
+
+    Looks the probe module up with ``importlib.util.find_spec`` (nothing is imported), so it is cheap enough
+    for test collection and for error messages."""
+    entry = env if isinstance(env, EnvEntry) else get_entry(env)
+    if entry.extra is None:
+        return None
+    probe = EXTRA_PROBE_MODULES.get(entry.extra, entry.extra)
+    try:
+        found = importlib.util.find_spec(probe) is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else entry.extra
+
+
 def list_envs(family: str | None = None) -> list[EnvEntry]:
     """Every registered gymgen env, optionally only one family (``dag``, ``marl``, ...)."""
     if family is not None and family not in FAMILIES:
@@ -459,14 +481,19 @@ def list_envs(family: str | None = None) -> list[EnvEntry]:
     return [e for e in ENVS if family is None or e.family == family]
 
 
-def load_entry_point(path: str) -> Any:
-    """Import ``"module:attr"`` and return the attribute."""
+def load_entry_point(path: str, entry: EnvEntry | None = None) -> Any:
+    """Import ``"module:attr"`` and return the attribute. With ``entry``, a failed import whose cause is the
+    entry's missing optional extra says which ``pip install "gymgen[...]"`` fixes it."""
     module_name, _, attr = path.partition(":")
     if not attr:
         raise ValueError(f"entry point {path!r} must look like 'package.module:name'")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        extra = None if entry is None else missing_extra(entry)
+        if extra is not None:
+            raise ModuleNotFoundError(f"{entry.id} needs the optional extra [{extra}]: pip install \"gymgen[{extra}]\" "
+                                      f"({exc})") from exc
         raise ModuleNotFoundError(f"cannot import {module_name!r} for entry point {path!r}: {exc}") from exc
     try:
         return getattr(module, attr)
@@ -476,7 +503,7 @@ def load_entry_point(path: str) -> Any:
 
 def accepted_kwargs(entry: EnvEntry) -> list[str]:
     """Keyword arguments the env's constructor accepts (from the batched class when there is one)."""
-    target = load_entry_point(entry.batched_entry_point or entry.entry_point)
+    target = load_entry_point(entry.batched_entry_point or entry.entry_point, entry)
     init = target.__init__ if inspect.isclass(target) else target
     params = inspect.signature(init).parameters
     skip = {"self", "batch_size", "num_envs", "device", "render_mode", "kwargs"}
@@ -599,7 +626,7 @@ def make_batched(
     limit = entry.max_episode_steps if max_episode_steps is _REGISTRY_LIMIT else max_episode_steps
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"max_episode_steps must be a positive int or None, got {limit!r}")
-    cls = load_entry_point(entry.batched_entry_point)
+    cls = load_entry_point(entry.batched_entry_point, entry)
     env = cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
     env.max_episode_steps = limit
     return env
@@ -611,5 +638,5 @@ def parallel_env(env_id: str, **kwargs: Any) -> Any:
     if entry.api != "parallel":
         raise TypeError(f"{entry.id} is a single-agent Gymnasium env; use gymnasium.make({entry.id!r})")
     check_kwargs(entry, kwargs, extra_ok=("render_mode", "device"))
-    factory = load_entry_point(entry.entry_point)
+    factory = load_entry_point(entry.entry_point, entry)
     return factory(**{**entry.kwargs, **kwargs})

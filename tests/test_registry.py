@@ -83,3 +83,43 @@ def test_readme_env_table_is_current():
     mod = runpy.run_path(str(pathlib.Path(__file__).resolve().parents[1] / "scripts" / "update_readme.py"))
     readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert mod["render"](readme) == readme, "README env table is stale: run python scripts/update_readme.py"
+
+
+# ---- optional extras: which one an id needs, and a clear error when it is missing -----------------------------
+def test_every_extra_of_the_table_is_a_pyproject_extra_with_a_probe_module():
+    import tomllib
+    from pathlib import Path
+
+    from gymgen.registry import EXTRA_PROBE_MODULES
+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    used = {e.extra for e in gymgen.list_envs() if e.extra}
+    assert used <= set(extras), sorted(used - set(extras))
+    assert used <= set(EXTRA_PROBE_MODULES), sorted(used - set(EXTRA_PROBE_MODULES))
+
+
+def test_missing_extra_names_the_extra_only_when_its_probe_module_is_absent(monkeypatch):
+    from gymgen import registry
+    from gymgen.testing import skip_if_extra_missing
+
+    env_id = next(e.id for e in gymgen.list_envs() if e.extra)
+    extra = gymgen.get_entry(env_id).extra
+    assert gymgen.get_entry("gymgen/HyperGrid-v0").extra is None and registry.missing_extra("gymgen/HyperGrid-v0") is None
+    monkeypatch.setitem(registry.EXTRA_PROBE_MODULES, extra, "gymgen_no_such_probe_module")
+    assert registry.missing_extra(env_id) == extra
+    with pytest.raises(pytest.skip.Exception, match=rf"\[{extra}\].*pip install"):
+        skip_if_extra_missing(env_id)
+
+
+def test_a_failed_import_caused_by_a_missing_extra_says_which_pip_install_fixes_it(monkeypatch):
+    import dataclasses
+
+    from gymgen import registry
+
+    entry = dataclasses.replace(next(e for e in gymgen.list_envs() if e.extra == "marl"), entry_point="gymgen_absent_mod:Env")
+    monkeypatch.setitem(registry.EXTRA_PROBE_MODULES, "marl", "gymgen_no_such_probe_module")
+    with pytest.raises(ModuleNotFoundError, match=r'needs the optional extra \[marl\]: pip install "gymgen\[marl\]"'):
+        registry.load_entry_point(entry.entry_point, entry)
+    monkeypatch.setitem(registry.EXTRA_PROBE_MODULES, "marl", "torch")  # extra present: the plain message
+    with pytest.raises(ModuleNotFoundError, match="cannot import 'gymgen_absent_mod'"):
+        registry.load_entry_point(entry.entry_point, entry)

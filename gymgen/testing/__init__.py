@@ -44,7 +44,20 @@ __all__ = [
     "pick_action",
     "rollout",
     "seeds",
+    "skip_if_extra_missing",
 ]
+
+
+def skip_if_extra_missing(env_id: str) -> None:
+    """In a pytest test parametrized over ``gymgen.list_envs()``: skip ``env_id`` (naming the extra) when its
+    optional extra (``pip install "gymgen[<extra>]"``) is not installed."""
+    from gymgen.registry import missing_extra
+
+    extra = missing_extra(env_id)
+    if extra is not None:
+        import pytest
+
+        pytest.skip(f"{env_id} needs the [{extra}] extra: pip install \"gymgen[{extra}]\"")
 
 
 def is_gymgen_env(target: str | Callable[[], Any]) -> bool:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import gymnasium
 import numpy as np
-import pytest
 
 import gymgen
-
-#: the module whose absence means an id's optional extra is not installed
-EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco", "dmc": "dm_control",
-                "video": "metaworld"}
+from gymgen.testing import skip_if_extra_missing
 
 SINGLE_AGENT_IDS = [e.id for e in gymgen.list_envs() if e.api == "gymnasium"]
 DAG_IDS = [e.id for e in gymgen.list_envs() if e.family == "dag"]
@@ -19,12 +15,8 @@ BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not 
 MASKED_BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None and e.family in ("dag", "marl")]
 
 
-def needs_extra(env_id: str) -> None:
-    """Skip (with the reason) when ``env_id``'s optional extra is not installed."""
-    entry = gymgen.get_entry(env_id)
-    if entry.extra:
-        pytest.importorskip(EXTRA_MODULE.get(entry.extra, entry.extra),
-                            reason=f"{env_id} needs the [{entry.extra}] extra")
+#: skip an id whose optional extra is not installed (the tests here import it under this name)
+needs_extra = skip_if_extra_missing
 
 
 def unmasked_kwargs(env_id: str) -> dict:

@@ -11,24 +11,18 @@ import torch
 
 import gymgen
 from gymgen.core.batched import ConcurrentUseError, InvalidActionError
+from gymgen.testing import skip_if_extra_missing
 
-_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco", "dmc": "dm_control", "video": "metaworld"}
 BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None]
 DAG_IDS = [e.id for e in gymgen.list_envs() if e.family == "dag"]
 GYM_BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None and e.api == "gymnasium"]
 PARALLEL_BATCHED_IDS = [e.id for e in gymgen.list_envs() if e.batched_entry_point is not None and e.api == "parallel"]
 
 
-def _needs_extra(env_id: str) -> None:
-    extra = gymgen.get_entry(env_id).extra
-    if extra:
-        pytest.importorskip(_EXTRA_MODULE.get(extra, extra), reason=f"{env_id} needs the [{extra}] extra")
-
-
 # ---- 12.10: one action validation on every path ---------------------------------------------
 @pytest.mark.parametrize("env_id", DAG_IDS)
 def test_a_float_action_is_rejected_on_every_path(env_id: str) -> None:
-    _needs_extra(env_id)
+    skip_if_extra_missing(env_id)
     env = gymgen.make_batched(env_id, batch_size=2)
     td = env.reset()
     td["action"] = torch.tensor([1.7, 0.2])
@@ -51,7 +45,7 @@ def test_a_float_action_is_rejected_on_every_path(env_id: str) -> None:
 # ---- 12.11: seeds and batch sizes ------------------------------------------------------------
 @pytest.mark.parametrize("env_id", BATCHED_IDS)
 def test_any_non_negative_int_seeds_every_torch_backed_view(env_id: str) -> None:
-    _needs_extra(env_id)
+    skip_if_extra_missing(env_id)
     big = 2**64 + 5
     bat = gymgen.make_batched(env_id, batch_size=2)
     bat.set_seed(big)
@@ -91,7 +85,7 @@ def _first_obs(env_id: str, seed):
 def test_seeds_of_wrapped_envs_are_checked_like_every_other_id(env_id: str) -> None:
     """MPE, MaMuJoCo, DMC and Meta-World wrap other libraries' seeding: numpy ints and huge ints still work
     (and a numpy int gives what the same Python int gives), bools and negatives get gymgen's clear error."""
-    _needs_extra(env_id)
+    skip_if_extra_missing(env_id)
     same = _first_obs(env_id, np.int64(3)), _first_obs(env_id, 3)
     flat = [np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for _, v in sorted(o.items())]) if isinstance(o, dict)
             and not any(isinstance(v, dict) for v in o.values()) else None for o in same]
@@ -113,7 +107,7 @@ def test_distinct_big_seeds_give_distinct_streams() -> None:
 
 @pytest.mark.parametrize("env_id", BATCHED_IDS)
 def test_batch_size_is_checked_before_allocation(env_id: str) -> None:
-    _needs_extra(env_id)
+    skip_if_extra_missing(env_id)
     assert gymgen.make_batched(env_id, batch_size=np.int64(3)).batch_size == torch.Size([3])
     for bad, err in ((True, TypeError), (2.0, TypeError), (0, ValueError), ("4", TypeError)):
         with pytest.raises(err, match="batch_size must be a positive int"):

@@ -16,9 +16,8 @@ import pytest
 import gymgen
 from gymgen.core.validation import InvalidArgumentError, check_bool, check_choice, check_float, check_int
 from gymgen.registry import accepted_kwargs, load_entry_point
+from gymgen.testing import skip_if_extra_missing
 
-_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco", "dmc": "dm_control",
-                 "video": "metaworld"}
 _NAN, _INF = float("nan"), float("inf")
 
 
@@ -58,9 +57,7 @@ def build(env_id: str, kwargs: dict[str, typing.Any]) -> typing.Any:
 
 def assert_rejected_naming(env_id: str, name: str, value: typing.Any) -> None:
     """Building ``env_id`` with ``name=value`` raises a ValueError/TypeError whose message names ``name``."""
-    entry = gymgen.get_entry(env_id)
-    if entry.extra:
-        pytest.importorskip(_EXTRA_MODULE.get(entry.extra, entry.extra))
+    skip_if_extra_missing(env_id)
     with pytest.raises((ValueError, TypeError)) as e:
         build(env_id, {name: value})
     assert name in str(e.value), f"{env_id}({name}={value!r}) raised without naming {name!r}: {e.value}"

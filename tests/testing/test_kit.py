@@ -6,12 +6,10 @@ import pytest
 from gymnasium import spaces
 
 import gymgen
-from gymgen.testing import check_env, invariant_test_suite
+from gymgen.testing import check_env, invariant_test_suite, skip_if_extra_missing
 
 GYM_IDS = [e.id for e in gymgen.list_envs() if e.api == "gymnasium"]
 PARALLEL_IDS = [e.id for e in gymgen.list_envs() if e.api == "parallel"]
-_EXTRA_MODULE = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "video": "metaworld", "control": "mujoco",
-                 "dmc": "dm_control"}
 
 
 # control ids (MuJoCo/DMC builds dominate, ~2-12 s each): one per schedule type by default, every control id
@@ -29,12 +27,6 @@ def _kit_ids():
     return out
 
 
-def _skip_if_extra_missing(env_id):
-    entry = gymgen.get_entry(env_id)
-    if entry.extra:
-        pytest.importorskip(_EXTRA_MODULE.get(entry.extra, entry.extra))
-
-
 def test_default_control_ids_are_registered():
     ids = {e.id for e in gymgen.list_envs()}
     assert set(_CONTROL_DEFAULT) <= ids, sorted(set(_CONTROL_DEFAULT) - ids)
@@ -42,7 +34,7 @@ def test_default_control_ids_are_registered():
 
 @pytest.mark.parametrize("env_id", _kit_ids())
 def test_kit_passes_on_every_registered_id(env_id):
-    _skip_if_extra_missing(env_id)
+    skip_if_extra_missing(env_id)
     if gymgen.get_entry(env_id).family == "video":
         # ~15 s per example (MuJoCo + rendering, ~1 s per env build): tests/video runs the kit on one id by
         # default and on every id under -m slow
