@@ -7,6 +7,7 @@
     python -m gymgen.agents.marl.reproduce baselines --env gymgen/SpreadBatched-v0 --out runs/marl.jsonl
     python -m gymgen.agents.marl.reproduce summary runs/marl.jsonl
     python -m gymgen.agents.marl.reproduce plot runs/marl.jsonl --out curve.png --threshold 0.9
+    python -m gymgen.agents.marl.reproduce plot Kaleidoscope=runs/kq.jsonl QMIX=runs/q.jsonl --mean --x env_steps --out c.png
 
 ``run`` appends one JSON line per evaluation (``{"run": {...}, "row": {...}}``: env steps, training and
 total wall-clock seconds, greedy test win rate / return / landmark distance ...) so a killed run keeps
@@ -14,7 +15,8 @@ what it measured. ``baselines`` measures the random policy (and Spread's scripte
 the same evaluation. ``summary`` prints, per (method, config, env), the last evaluation's mean with a 95%
 Student-t confidence interval over seeds, the mean 1-minute load average at the evaluations (wall-clock
 numbers are only comparable at similar load), and the first wall-clock time at which the test win rate
-reached each ``--threshold``.
+reached each ``--threshold`` (and Kaleidoscope's mask statistics when the runs log them). ``plot`` draws
+one curve per run, or with ``--mean`` the mean over seeds with its 95% band per labelled file.
 Run each seed as its own CPU-slot job (``/work/tools/cpu-slot python -m ...``), in the background.
 """
 
@@ -132,6 +134,10 @@ def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict
                          "row": {"env_steps": 0.0, **{f"test_{k}": v for k, v in res.items()}}})
 
 
+#: Kaleidoscope's mask statistics (``mask_stats``), shown by ``summary`` when the runs log them
+_MASK_METRICS = ("pairwise_mask_distance", "effective_params", "flops_ratio")
+
+
 def summary(paths: list[Path], thresholds: list[float]) -> str:
     """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds, and time to
     thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge."""
@@ -144,7 +150,8 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
                 method = rec["run"]["method"] + (" " + json.dumps(cfg, sort_keys=True) if cfg else "")
                 key = (method, rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
                 runs[key][rec["run"]["seed"]].append(rec["row"])
-    metrics = ("test_win_rate", "test_return", "test_landmark_distance")
+    present = {k for seeds in runs.values() for rows in seeds.values() for r in rows for k in r}
+    metrics = ("test_win_rate", "test_return", "test_landmark_distance") + tuple(m for m in _MASK_METRICS if m in present)
     lines = ["| method | env | seeds | env steps | " + " | ".join(m.replace("test_", "") for m in metrics)
              + " | train wall s | load | " + " | ".join(f"time to win {t:g} (s, per seed)" for t in thresholds) + " |",
              "|" + "---|" * (6 + len(metrics) + len(thresholds))]
@@ -154,7 +161,8 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
         for m in metrics:
             vals = [r[m] for r in finals if m in r]
             mean, hw = ci95(vals)
-            cells.append("—" if not vals else f"{mean:.3f} ± {hw:.3f}" if not math.isnan(hw) else f"{mean:.3f}")
+            digits = 0 if m == "effective_params" else 3
+            cells.append("—" if not vals else f"{mean:.{digits}f} ± {hw:.{digits}f}" if not math.isnan(hw) else f"{mean:.{digits}f}")
         steps = sorted({int(r.get("env_steps", 0)) for r in finals})
         wall = ci95([r.get("wall_s", float("nan")) for r in finals])[0]
         loads = [r["load1"] for rows in seeds.values() for r in rows if "load1" in r]
@@ -171,9 +179,19 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
     return "\n".join(lines)
 
 
-def plot(paths: list[Path], out: Path, metric: str = "test_win_rate", x: str = "wall_total_s",
-         threshold: float | None = None, title: str | None = None) -> Path:
-    """One curve per run (method, env, seed) of ``metric`` against ``x`` (wall-clock or env steps), as a PNG."""
+def _labelled(path: str | Path) -> tuple[str | None, Path]:
+    """``"label=path"`` -> ``(label, path)``; a plain path -> ``(None, path)``."""
+    text = str(path)
+    label, sep, rest = text.partition("=")
+    return (label, Path(rest)) if sep and not Path(text).exists() else (None, Path(text))
+
+
+def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: str = "wall_total_s",
+         threshold: float | None = None, title: str | None = None, mean: bool = False) -> Path:
+    """Curves of ``metric`` against ``x`` (wall-clock or env steps) as a PNG: one per run (method, env, seed),
+    or with ``mean`` one per (label, env) -- the mean over seeds at each ``x`` with its 95% Student-t band
+    (use ``x="env_steps"``: seeds share those points). A path given as ``"label=path"`` names its curves
+    ``label`` instead of the method (runs of one method with different configs then stay apart)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,20 +199,37 @@ def plot(paths: list[Path], out: Path, metric: str = "test_win_rate", x: str = "
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     curves: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
+    for item in paths:
+        label, path = _labelled(item)
+        for line in path.read_text().splitlines():
             rec = json.loads(line) if line.strip() else None
             if rec and metric in rec["row"] and x in rec["row"]:
-                curves[(rec["run"]["method"], rec["run"]["env"], rec["run"]["seed"])].append((rec["row"][x], rec["row"][metric]))
-    for (method, env, seed), pts in sorted(curves.items()):
-        pts.sort()
-        scale = 60.0 if x.startswith("wall") else 1.0
-        ax.plot([p[0] / scale for p in pts], [p[1] for p in pts], marker="o", ms=3,
-                label=f"{method} {env.replace('gymgen/', '')} seed {seed}")
+                key = (label or rec["run"]["method"], rec["run"]["env"], rec["run"]["seed"])
+                curves[key].append((rec["row"][x], rec["row"][metric]))
+    scale = 60.0 if x.startswith("wall") else 1.0
+    if mean:
+        groups: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for (name, env, _seed), pts in curves.items():
+            for px, py in pts:
+                groups[(name, env)][px].append(py)
+        for (name, env), by_x in sorted(groups.items()):
+            xs = sorted(by_x)
+            stats = [ci95(by_x[v]) for v in xs]
+            mid = np.array([m for m, _ in stats])
+            hw = np.nan_to_num(np.array([h for _, h in stats]))
+            n = min(len(by_x[v]) for v in xs)
+            xs_s = [v / scale for v in xs]
+            line, = ax.plot(xs_s, mid, marker="o", ms=3, label=f"{name} {env.replace('gymgen/', '')} ({n} seeds)")
+            ax.fill_between(xs_s, mid - hw, mid + hw, color=line.get_color(), alpha=0.15)
+    else:
+        for (name, env, seed), pts in sorted(curves.items()):
+            pts.sort()
+            ax.plot([p[0] / scale for p in pts], [p[1] for p in pts], marker="o", ms=3,
+                    label=f"{name} {env.replace('gymgen/', '')} seed {seed}")
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1)
-    ax.set_xlabel("wall-clock minutes" if x.startswith("wall") else x)
-    ax.set_ylabel(metric.replace("test_", "greedy test "))
+    ax.set_xlabel("wall-clock minutes" if x.startswith("wall") else x.replace("_", " "))
+    ax.set_ylabel(metric.replace("test_", "greedy test ").replace("_", " ") + (" (mean, 95% CI)" if mean else ""))
     ax.set_title(title or "")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -227,12 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("paths", type=Path, nargs="+")
     s.add_argument("--threshold", type=float, nargs="*", default=[0.8, 0.9])
     pl = sub.add_parser("plot")
-    pl.add_argument("paths", type=Path, nargs="+")
+    pl.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')
     pl.add_argument("--out", type=Path, required=True)
     pl.add_argument("--metric", default="test_win_rate")
     pl.add_argument("--x", default="wall_total_s")
     pl.add_argument("--threshold", type=float, default=None)
     pl.add_argument("--title", default=None)
+    pl.add_argument("--mean", action="store_true", help="one curve per label: mean over seeds with a 95%% CI band")
     a = ap.parse_args(argv)
     if a.cmd == "run":
         cfg = json.loads(a.config)
@@ -244,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in a.seeds:
             baselines(a.env, a.episodes, seed, a.out, json.loads(a.env_kwargs))
     elif a.cmd == "plot":
-        print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title))
+        print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title, a.mean))
     else:
         print(summary(a.paths, a.threshold))
     return 0

@@ -39,3 +39,42 @@ def test_run_baselines_summary_and_plot(tmp_path):
     png = tmp_path / "c.png"
     main(["plot", str(out), "--out", str(png), "--threshold", "0.9"])
     assert png.stat().st_size > 1000
+
+
+def _synthetic_runs(path, method: str, config: dict, win_rates: dict[int, list[float]], mask: bool = False) -> None:
+    with path.open("a") as f:
+        for seed, curve in win_rates.items():
+            for i, w in enumerate(curve):
+                row = {"env_steps": 1000.0 * (i + 1), "wall_s": 10.0 * (i + 1), "wall_total_s": 11.0 * (i + 1), "test_win_rate": w,
+                       "test_return": 10 * w}
+                if mask:
+                    row.update(pairwise_mask_distance=0.1 * w, effective_params=1000.0 + seed, flops_ratio=0.9)
+                f.write(json.dumps({"run": {"method": method, "env": "gymgen/SMACLite-3m-v0", "seed": seed, "config": config},
+                                    "row": row}) + "\n")
+
+
+def test_summary_shows_mask_statistics_only_when_runs_log_them(tmp_path):
+    plain, kalei = tmp_path / "q.jsonl", tmp_path / "k.jsonl"
+    _synthetic_runs(plain, "qmix", {}, {0: [0.1, 0.5], 1: [0.2, 0.7]})
+    assert "pairwise_mask_distance" not in summary([plain], [])
+    _synthetic_runs(kalei, "kaleidoscope_qmix", {"masks": "unit_type"}, {0: [0.2, 0.6], 1: [0.3, 0.8]}, mask=True)
+    table = summary([plain, kalei], [])
+    assert "pairwise_mask_distance | effective_params | flops_ratio" in table
+    krow = next(line for line in table.splitlines() if line.startswith("| kaleidoscope_qmix"))
+    mean, hw = ci95([0.06, 0.08])
+    assert f"{mean:.3f} ± {hw:.3f}" in krow and "1000 ± 6" in krow  # mask distance; params (1000, 1001) at 0 digits
+    qrow = next(line for line in table.splitlines() if line.startswith("| qmix"))
+    assert qrow.count("—") >= 3
+
+
+def test_mean_plot_takes_labelled_files(tmp_path):
+    pytest.importorskip("matplotlib")
+    from gymgen.agents.marl.reproduce import _labelled
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _synthetic_runs(a, "qmix", {"sharing": "full"}, {0: [0.1, 0.5, 0.6], 1: [0.2, 0.7, 0.8], 2: [0.0, 0.4, 0.9]})
+    _synthetic_runs(b, "qmix", {"sharing": "none"}, {0: [0.0, 0.1, 0.2], 1: [0.1, 0.1, 0.3], 2: [0.0, 0.2, 0.2]})
+    assert _labelled(f"FuPS={a}") == ("FuPS", a) and _labelled(str(a)) == (None, a)
+    png = tmp_path / "m.png"
+    main(["plot", f"FuPS={a}", f"NoPS={b}", "--mean", "--x", "env_steps", "--out", str(png)])
+    assert png.stat().st_size > 1000
