@@ -91,6 +91,7 @@ _AM = "gymgen.dag.mol.atommol"
 _MPE = "gymgen.marl.mpe"
 _MAMUJOCO = "gymgen.marl.mamujoco"
 _SPREAD = "gymgen.marl.spread"
+_PUSH = "gymgen.marl.push"
 _CONTROL = "gymgen.control.env"
 _CONTROL_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
 _FLIP = [{"forward_reward_weight": 1.0}, {"forward_reward_weight": -1.0}]
@@ -310,6 +311,17 @@ ENVS: tuple[EnvEntry, ...] = (
         kwargs={"N": 3, "local_ratio": 0.5, "max_cycles": 25},
         papers=(),
         description="Cooperative navigation in batched torch (mpe2 simple_spread physics, B x N tensors); TorchRL + PettingZoo.",
+        max_episode_steps=25,
+    ),
+    EnvEntry(
+        id="gymgen/PushBatched-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_PUSH}:PushParallelEnv",
+        batched_entry_point=f"{_PUSH}:PushBatched",
+        kwargs={"num_pushers": 5, "num_targets": 2, "num_landmarks": 2, "max_cycles": 25},
+        papers=("Kaleidoscope",),
+        description="MPE-Push-v0 (5 pushers vs 2 scripted goal-seeking targets) in batched torch, mpe2 physics; TorchRL + PettingZoo.",
         max_episode_steps=25,
     ),
     *(

@@ -32,11 +32,43 @@ def contact_forces(pos: torch.Tensor, size: float = AGENT_SIZE) -> torch.Tensor:
     delta = pos.unsqueeze(2) - pos.unsqueeze(1)  # (B, N, N, 2): p_i - p_j
     dist = delta.norm(dim=-1, keepdim=True)
     k = CONTACT_MARGIN
-    penetration = torch.nn.functional.softplus(-(dist - 2 * size) / k) * k
+    # logaddexp(0, z) as mpe2's numpy code (torch's softplus turns linear above z = 20, 2e-10 off in the force)
+    penetration = torch.logaddexp(torch.zeros((), dtype=pos.dtype, device=pos.device), -(dist - 2 * size) / k) * k
     eye = torch.eye(pos.shape[1], dtype=torch.bool, device=pos.device).unsqueeze(-1)
     force = torch.where(eye, torch.zeros((), dtype=pos.dtype, device=pos.device),
                         CONTACT_FORCE * delta / dist.masked_fill(eye, 1.0) * penetration)
     return force.sum(dim=2)
+
+
+def integrate(pos: torch.Tensor, vel: torch.Tensor, force: torch.Tensor,
+              active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MPE integration step (mpe2 ``World.integrate_state``, mass 1, no speed limit) of ``(B, N, 2)``
+    positions and velocities under ``force``: ``p += v dt``, then ``v = (1 - damping) v + f dt``; rows where
+    ``active`` is False keep their state."""
+    new_pos = pos + vel * DT
+    new_vel = vel * (1 - DAMPING) + force / MASS * DT
+    if active is None:
+        return new_pos, new_vel
+    m = active.view(-1, 1, 1)
+    return torch.where(m, new_pos, pos), torch.where(m, new_vel, vel)
+
+
+def world_frame(pixels: int, discs: list[tuple[np.ndarray, float, tuple[int, int, int], bool]]) -> np.ndarray:
+    """A top-down ``(pixels, pixels, 3)`` picture of an MPE world, zoomed like mpe2 (the view spans the farthest
+    entity, at least ``[-1, 1]^2``). ``discs``: ``(positions (n, 2), radius, colour, outlined)`` groups, drawn
+    in order (landmarks first, agents on top)."""
+    from gymgen.marl import render as draw
+
+    span = max([1.0] + [float(np.abs(p).max()) + r for p, r, _, _ in discs if len(p)])
+    k = pixels / (2.0 * span)
+    img = draw.canvas(pixels, pixels, (255, 255, 255))
+    for points, radius, color, outlined in discs:
+        for x, y in points:
+            cx, cy = (x + span) * k, (span - y) * k
+            draw.disc(img, cx, cy, radius * k, color)
+            if outlined:
+                draw.ring(img, cx, cy, radius * k, (0, 0, 0), 1.0)
+    return img
 
 
 class SpreadDynamics:
@@ -99,17 +131,8 @@ class SpreadDynamics:
 
     def step(self, action: torch.Tensor, active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance rows where ``active`` by one MPE step; return ``(reward (B, N), truncated (B,))``."""
-        force = self.moves[action] + contact_forces(self.pos)
-        new_pos = self.pos + self.vel * DT
-        new_vel = self.vel * (1 - DAMPING) + force / MASS * DT
-        if active is None:
-            self.pos, self.vel = new_pos, new_vel
-            self.steps += 1
-        else:
-            m = active.view(-1, 1, 1)
-            self.pos = torch.where(m, new_pos, self.pos)
-            self.vel = torch.where(m, new_vel, self.vel)
-            self.steps += active.long()
+        self.pos, self.vel = integrate(self.pos, self.vel, self.moves[action] + contact_forces(self.pos), active)
+        self.steps += 1 if active is None else active.long()
         reward = self.rewards()
         if active is not None:
             reward = torch.where(active.unsqueeze(-1), reward, torch.zeros_like(reward))
@@ -237,22 +260,9 @@ class SpreadBatched(MultiAgentBatchedEnv):
         """World ``index`` drawn top-down as a ``(256, 256, 3)`` uint8 array (only ``rgb_array``)."""
         if mode != "rgb_array":
             raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
-        from gymgen.marl import render as draw
-
         pos = self.dyn.pos[index].detach().cpu().numpy().astype(np.float64)
         landmarks = self.dyn.landmarks[index].detach().cpu().numpy().astype(np.float64)
-        px = self.RENDER_PIXELS
-        # mpe2's dynamic rescaling: the view spans the farthest entity (never less than [-1, 1]^2)
-        span = max(1.0, float(np.abs(np.concatenate([pos, landmarks])).max()) + AGENT_SIZE)
-        k = px / (2.0 * span)
-        img = draw.canvas(px, px, (255, 255, 255))
-        for x, y in landmarks:
-            draw.disc(img, (x + span) * k, (span - y) * k, 0.05 * k, (64, 64, 64))
-        for x, y in pos:
-            cx, cy = (x + span) * k, (span - y) * k
-            draw.disc(img, cx, cy, AGENT_SIZE * k, (89, 89, 217))
-            draw.ring(img, cx, cy, AGENT_SIZE * k, (0, 0, 0), 1.0)
-        return img
+        return world_frame(self.RENDER_PIXELS, [(landmarks, 0.05, (64, 64, 64), False), (pos, AGENT_SIZE, (89, 89, 217), True)])
 
 
 SpreadParallelEnv = parallel_env_view(SpreadBatched, "SpreadParallelEnv")
