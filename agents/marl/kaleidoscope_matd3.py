@@ -200,14 +200,19 @@ class KaleidoscopeMATD3Trainer(MATD3Trainer):
             self.critic_redraws += 1
         return n
 
-    def stats(self) -> dict[str, float]:
-        out = {**super().stats(), **self.div, "weights_reset": float(self.weights_reset), "critic_redraws": float(self.critic_redraws)}
+    def sparsity_metrics(self) -> dict[str, float]:
+        """The actor's (and the critic ensemble's) mask statistics, ``actor_*`` / ``critic_*`` (``mask_stats``);
+        the leaderboard adds them to the agent's metrics."""
         with actor_layers(self.loss) as layers:
-            out.update({f"actor_{k}": v for k, v in mask_stats(layers).items()})
+            out = {f"actor_{k}": v for k, v in mask_stats(layers).items()}
         if self.kcfg.critic_ensemble:
             with self.loss.critic_layers() as layers:
                 out.update({f"critic_{k}": v for k, v in mask_stats(layers).items()})
         return out
+
+    def stats(self) -> dict[str, float]:
+        return {**super().stats(), **self.div, "weights_reset": float(self.weights_reset),
+                "critic_redraws": float(self.critic_redraws), **self.sparsity_metrics()}
 
 
 def trainer(env: Any, cfg: KaleidoscopeMATD3Config | None = None, eval_env: EnvBase | None = None) -> KaleidoscopeMATD3Trainer:

@@ -106,8 +106,12 @@ class KaleidoscopeQMIXTrainer(ValueTrainer):
         if self.regularizer is not None:
             out.update(self.regularizer.last)
         out["weights_reset"] = float(self.weights_reset)
-        out.update(mask_stats(self.mask_layers))
+        out.update(self.sparsity_metrics())
         return out
+
+    def sparsity_metrics(self) -> dict[str, float]:
+        """Mask statistics of the masked layers (``mask_stats``); the leaderboard adds them to the agent's metrics."""
+        return mask_stats(self.mask_layers)
 
 
 def trainer(env: Any, cfg: KaleidoscopeQMIXConfig | None = None, eval_env: EnvBase | None = None) -> KaleidoscopeQMIXTrainer:

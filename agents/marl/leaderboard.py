@@ -1,7 +1,7 @@
 """Leaderboard factories of the MARL agents (ids ``marl.<method>``; contract: ``docs/agents.md``).
 
 ``make_<method>(env_spec, seed, budget, config)`` builds the agent: on ids with a batched torch env
-(SMACLite, SpreadBatched) it trains on ``gymgen.make_batched`` with ``config["n_envs"]`` rows; on the
+(SMACLite, SpreadBatched, PushBatched) it trains on ``gymgen.make_batched`` with ``config["n_envs"]`` rows; on the
 others (MPE, MaMuJoCo) on a ``ParallelEnvAdapter`` of ``n_envs`` PettingZoo copies. ``train(n)`` trains
 ``n`` more env steps (budget unit ``env_steps``), ``act(obs, info)`` acts greedily on the harness's
 PettingZoo observations (the recurrent state is reset by ``begin_episode()``), ``metrics()`` adds the
@@ -113,7 +113,8 @@ class MARLLeaderboardAgent:
     def metrics(self) -> dict[str, float]:
         if self._metrics is None:
             out = _named({k[len("test_"):]: v for k, v in self.trainer.evaluate().items()})
-            out.update(getattr(self.trainer, "sparsity_metrics", dict)())  # MAST: density, parameter counts, FLOPs
+            # MAST: density, parameter counts, FLOPs; Kaleidoscope: mask distance, effective parameters, FLOPs ratio
+            out.update(getattr(self.trainer, "sparsity_metrics", dict)())
             out.update(env_steps=float(self.trainer.env_steps), updates=float(self.trainer.updates), train_wall_s=float(self.trainer.wall_s))
             self._metrics = out
         return dict(self._metrics)

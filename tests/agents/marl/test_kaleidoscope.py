@@ -342,6 +342,21 @@ def test_kaleidoscope_ids_run_through_the_harness():
     assert bad["status"] == "failed" and "masks" in bad["error"]
 
 
+def test_kaleidoscope_qmix_with_agent_masks_trains_on_the_batched_push_through_the_harness():
+    from gymgen.leaderboards.agents import AGENTS
+    from gymgen.leaderboards.contract import Budget
+    from gymgen.leaderboards.runner import RunSpec, run_one
+
+    budget = Budget(total=400, eval_every=400, unit="env_steps", eval_episodes=2).as_dict()
+    config = {**{k: v for k, v in TINY_Q.items() if k != "eval_every_steps"}, "masks": "agent", "div_beta": 0.5,
+              "post_rnn": [16, 16], "eval_episodes": 8}
+    res = run_one(RunSpec("t", "marl.kaleidoscope_qmix", AGENTS["marl.kaleidoscope_qmix"], config, "h", "gymgen/PushBatched-v0",
+                          {}, "gymgen/PushBatched-v0", 0, 123, budget))
+    assert res["status"] == "ok", res["error"]
+    m = res["points"][-1]["metrics"]
+    assert m["env_steps"] >= 400 and m["test_length"] == 25 and m["return"] < 0 < m["pairwise_mask_distance"]
+
+
 @pytest.mark.slow
 def test_kaleidoscope_qmix_learns_smaclite_3m():
     """60k env steps (about 1-2 minutes on one core): the greedy test return rises well above the untrained
