@@ -1,4 +1,4 @@
-"""Cooperative navigation throughput: gymgen's batched torch spread vs mpe2's simple_spread, same run.
+"""MPE throughput: gymgen's batched torch Spread and Push vs their mpe2-backed envs (mpe2 simple_spread; MPE-Push-v0), same run.
 
 Reported number: env steps/s = batch * steps / second (``benchmark.extra_info["env_steps_per_s"]``).
 mpe2 has no batched mode, so "batch 1024" for mpe2 is a Python loop over 1024 mpe2 parallel envs.
@@ -96,3 +96,43 @@ def test_pettingzoo_views_step_alike() -> None:
     for a in ours.possible_agents:
         assert ours.observation_space(a)["observation"].shape == ref.observation_space(a).shape
         assert ours.action_space(a) == ref.action_space(a)
+
+
+# ---- Push (Kaleidoscope's 5 pushers vs 2 scripted targets): MPE-Push-v0 (mpe2 world) vs PushBatched ------------
+@pytest.mark.parametrize("batch", [1, 64])
+def test_mpe2_push(benchmark: Any, batch: int) -> None:
+    """gymgen/MPE-Push-v0 (mpe2's simple_push world + scripted targets), a Python loop over ``batch`` copies."""
+    envs = [gymgen.parallel_env("gymgen/MPE-Push-v0") for _ in range(batch)]
+    for i, env in enumerate(envs):
+        env.reset(seed=i)
+    steps = 25 if batch == 1 else 2
+
+    def run() -> None:
+        for _ in range(steps):
+            for env in envs:
+                if not env.agents:
+                    env.reset()
+                env.step({a: 1 for a in env.agents})
+
+    benchmark.group = f"push batch {batch}"
+    benchmark(run)
+    _record(benchmark, steps * batch)
+
+
+@pytest.mark.parametrize("batch", [1, 64, 1024])
+def test_gymgen_push_batched(benchmark: Any, batch: int) -> None:
+    env = gymgen.make_batched("gymgen/PushBatched-v0", batch_size=batch)
+    action = torch.randint(0, 5, (batch, 5), generator=torch.Generator().manual_seed(0))
+    state = {"td": env.reset()}
+
+    def run() -> None:
+        td = state["td"]
+        for _ in range(25):
+            td.set(("agents", "action"), action)
+            _, td = env.step_and_maybe_reset(td)
+        state["td"] = td
+
+    benchmark.group = f"push batch {min(batch, 64)}" if batch < 1024 else "push batch 1024"
+    benchmark(run)
+    _record(benchmark, 25 * batch)
+    assert state["td"]["agents", "observation"].shape == (batch, 5, 18)
