@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from gymgen.core.errors import UnsupportedRenderMode
-from gymgen.core.parallel import MultiAgentBatchedEnv, check_joint_action, parallel_env_view
+from gymgen.core.parallel import parallel_env_view
 from gymgen.core.validation import check_int
-from gymgen.marl.spread import SENSITIVITY, _MOVES, contact_forces, integrate, world_frame
+from gymgen.marl.spread import SENSITIVITY, _MOVES, MPEBatchedEnv, contact_forces, integrate
 
 PUSH_AGENT_SIZE = 0.05  # mpe2's default entity size; simple_push keeps it for agents and landmarks
 _PUSHER_COLOR = (0.75, 0.25, 0.25)  # mpe2 simple_push colours (RGB in [0, 1])
@@ -119,7 +118,7 @@ class PushDynamics:
         return reward, self.steps >= self.max_cycles
 
 
-class PushBatched(MultiAgentBatchedEnv):
+class PushBatched(MPEBatchedEnv):
     """Kaleidoscope's "Push" task in torch: ``batch_size`` worlds of learning pushers vs scripted targets.
 
     ## Description
@@ -177,8 +176,6 @@ class PushBatched(MultiAgentBatchedEnv):
     mpe2 1.1 (Farama).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
-
     def __init__(
         self,
         *,
@@ -205,41 +202,12 @@ class PushBatched(MultiAgentBatchedEnv):
         self._all_legal = torch.ones(batch_size, P, 5, dtype=torch.bool, device=self.device)
         self._finish_init()
 
-    @property
-    def max_cycles(self) -> int:
-        """Episode length (truncation); settable."""
-        return self.dyn.max_cycles
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.dyn.max_cycles = int(value)
-
     def _obs(self) -> dict[str, torch.Tensor]:
         pushers, targets = self.dyn.observe()
         state = torch.cat([pushers.reshape(self.num_envs, -1), targets.reshape(self.num_envs, -1)], dim=-1)
         return {"observation": pushers, "action_mask": self._all_legal, "state": state}
 
-    def reset_tensors(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Reset rows where ``mask`` (all if None); return every row's observation dict."""
-        self.dyn.reset(mask)
-        return self._obs()
-
-    def step_tensors(
-        self, action: torch.Tensor, active: torch.Tensor | None = None
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Step rows where ``active`` with a ``(B, P)`` int action; rewards ``(B, P)``, flags ``(B,)``."""
-        action = check_joint_action(action, self._all_legal, self.n_agents).to(self.device)
-        reward, truncated = self.dyn.step(action, active)
-        if active is not None:
-            truncated = truncated & active
-        return self._obs(), reward, torch.zeros_like(truncated), truncated, {}
-
-    RENDER_PIXELS = 256
-
-    def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
-        """World ``index`` drawn top-down as a ``(256, 256, 3)`` uint8 array (only ``rgb_array``)."""
-        if mode != "rgb_array":
-            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+    def _world_discs(self, index: int) -> list[tuple[np.ndarray, float, tuple[int, int, int], bool]]:
         d = self.dyn
         pos = d.pos[index].detach().cpu().numpy().astype(np.float64)
         lms = d.landmarks[index].detach().cpu().numpy().astype(np.float64)
@@ -247,9 +215,8 @@ class PushBatched(MultiAgentBatchedEnv):
         target_color = np.full(3, 0.25)
         target_color[goal + 1] += 0.5
         groups = [(lms[i:i + 1], PUSH_AGENT_SIZE, _to_rgb(d.landmark_colors[i].cpu()), i == goal) for i in range(d.L)]
-        groups += [(pos[: d.P], PUSH_AGENT_SIZE, _to_rgb(_PUSHER_COLOR), True),
-                   (pos[d.P:], PUSH_AGENT_SIZE, _to_rgb(target_color), True)]
-        return world_frame(self.RENDER_PIXELS, groups)
+        return groups + [(pos[: d.P], PUSH_AGENT_SIZE, _to_rgb(_PUSHER_COLOR), True),
+                         (pos[d.P:], PUSH_AGENT_SIZE, _to_rgb(target_color), True)]
 
 
 PushParallelEnv = parallel_env_view(PushBatched, "PushParallelEnv")

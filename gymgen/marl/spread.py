@@ -146,7 +146,52 @@ def check_spread_args(N: Any, local_ratio: Any, max_cycles: Any) -> None:
     check_int("max_cycles", max_cycles, low=1)
 
 
-class SpreadBatched(MultiAgentBatchedEnv):
+class MPEBatchedEnv(MultiAgentBatchedEnv):
+    """Base of the torch MPE envs (Spread, Push): the env holds ``self.dyn`` (``reset(mask)``,
+    ``step(action, active) -> (reward, truncated)``, ``max_cycles``); subclasses give ``_obs()`` (the
+    observation dict) and ``_world_discs(index)`` (what ``render_frame`` draws, see ``world_frame``)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    RENDER_PIXELS = 256
+
+    @property
+    def max_cycles(self) -> int:
+        """Episode length (truncation); settable."""
+        return self.dyn.max_cycles
+
+    @max_cycles.setter
+    def max_cycles(self, value: int) -> None:
+        self.dyn.max_cycles = int(value)
+
+    def _obs(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _world_discs(self, index: int) -> list[tuple[np.ndarray, float, tuple[int, int, int], bool]]:
+        raise NotImplementedError
+
+    def reset_tensors(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Reset rows where ``mask`` (all if None); return every row's observation dict."""
+        self.dyn.reset(mask)
+        return self._obs()
+
+    def step_tensors(
+        self, action: torch.Tensor, active: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Step rows where ``active`` with a ``(B, agents)`` int action; rewards ``(B, agents)``, flags ``(B,)``."""
+        action = check_joint_action(action, self._all_legal, self.n_agents).to(self.device)
+        reward, truncated = self.dyn.step(action, active)
+        if active is not None:
+            truncated = truncated & active
+        return self._obs(), reward, torch.zeros_like(truncated), truncated, {}
+
+    def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
+        """World ``index`` drawn top-down as a ``(256, 256, 3)`` uint8 array (only ``rgb_array``)."""
+        if mode != "rgb_array":
+            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+        return world_frame(self.RENDER_PIXELS, self._world_discs(index))
+
+
+class SpreadBatched(MPEBatchedEnv):
     """Cooperative navigation (MPE ``simple_spread``) in torch: ``batch_size`` worlds x ``N`` agents.
 
     ## Description
@@ -203,8 +248,6 @@ class SpreadBatched(MultiAgentBatchedEnv):
     Lowe et al. 2017 (MADDPG) cooperative navigation; constants from mpe2 1.1 (Farama).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
-
     def __init__(
         self,
         *,
@@ -225,44 +268,14 @@ class SpreadBatched(MultiAgentBatchedEnv):
         self._all_legal = torch.ones(batch_size, N, 5, dtype=torch.bool, device=self.device)
         self._finish_init()
 
-    @property
-    def max_cycles(self) -> int:
-        """Episode length (truncation); settable."""
-        return self.dyn.max_cycles
-
-    @max_cycles.setter
-    def max_cycles(self, value: int) -> None:
-        self.dyn.max_cycles = int(value)
-
     def _obs(self) -> dict[str, torch.Tensor]:
         obs = self.dyn.observe()
         return {"observation": obs, "action_mask": self._all_legal, "state": obs.reshape(self.num_envs, -1)}
 
-    def reset_tensors(self, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Reset rows where ``mask`` (all if None); return every row's observation dict."""
-        self.dyn.reset(mask)
-        return self._obs()
-
-    def step_tensors(
-        self, action: torch.Tensor, active: torch.Tensor | None = None
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Step rows where ``active`` with a ``(B, N)`` int action; rewards ``(B, N)``, flags ``(B,)``."""
-        action = check_joint_action(action, self._all_legal, self.n_agents).to(self.device)
-        reward, truncated = self.dyn.step(action, active)
-        if active is not None:
-            truncated = truncated & active
-        return self._obs(), reward, torch.zeros_like(truncated), truncated, {}
-
-
-    RENDER_PIXELS = 256
-
-    def render_frame(self, index: int = 0, mode: str = "rgb_array") -> Any:
-        """World ``index`` drawn top-down as a ``(256, 256, 3)`` uint8 array (only ``rgb_array``)."""
-        if mode != "rgb_array":
-            raise UnsupportedRenderMode(f"render mode {mode!r} not supported; expected one of {self.metadata['render_modes']}")
+    def _world_discs(self, index: int) -> list[tuple[np.ndarray, float, tuple[int, int, int], bool]]:
         pos = self.dyn.pos[index].detach().cpu().numpy().astype(np.float64)
         landmarks = self.dyn.landmarks[index].detach().cpu().numpy().astype(np.float64)
-        return world_frame(self.RENDER_PIXELS, [(landmarks, 0.05, (64, 64, 64), False), (pos, AGENT_SIZE, (89, 89, 217), True)])
+        return [(landmarks, 0.05, (64, 64, 64), False), (pos, AGENT_SIZE, (89, 89, 217), True)]
 
 
 SpreadParallelEnv = parallel_env_view(SpreadBatched, "SpreadParallelEnv")

@@ -27,6 +27,33 @@ def _record(benchmark: Any, env_steps_per_round: int) -> None:
         benchmark.extra_info["env_steps_per_s"] = env_steps_per_round / stats.stats.mean
 
 
+def _python_loop(envs: list[Any], steps: int) -> Any:
+    """``steps`` rounds of one PettingZoo step in each of ``envs`` (reset when finished), all agents moving -x."""
+
+    def run() -> None:
+        for _ in range(steps):
+            for env in envs:
+                if not env.agents:
+                    env.reset()
+                env.step({a: 1 for a in env.agents})
+
+    return run
+
+
+def _torchrl_loop(env: Any, action: torch.Tensor, steps: int = 25) -> tuple[Any, dict[str, Any]]:
+    """``steps`` TorchRL ``step_and_maybe_reset`` calls of a batched env with a fixed action; the last td in the dict."""
+    state = {"td": env.reset()}
+
+    def run() -> None:
+        td = state["td"]
+        for _ in range(steps):
+            td.set(("agents", "action"), action)
+            _, td = env.step_and_maybe_reset(td)
+        state["td"] = td
+
+    return run, state
+
+
 @pytest.fixture(scope="module")
 def mpe2_envs() -> list[Any]:
     envs = [mpe2_spread.parallel_env(N=N, max_cycles=25) for _ in range(max(BATCHES))]
@@ -39,32 +66,15 @@ def mpe2_envs() -> list[Any]:
 def test_mpe2_simple_spread(benchmark: Any, mpe2_envs: list[Any], batch: int) -> None:
     envs = mpe2_envs[:batch]
     steps = 25 if batch == 1 else 1  # keep one round of the 1024-env loop short
-
-    def run() -> None:
-        for _ in range(steps):
-            for env in envs:
-                if not env.agents:
-                    env.reset()
-                env.step({a: 1 for a in env.agents})
-
     benchmark.group = f"spread batch {batch}"
-    benchmark(run)
+    benchmark(_python_loop(envs, steps))
     _record(benchmark, steps * batch)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 def test_gymgen_spread_torchrl(benchmark: Any, batch: int) -> None:
     env = gymgen.make_batched("gymgen/SpreadBatched-v0", batch_size=batch)
-    action = torch.randint(0, 5, (batch, N), generator=torch.Generator().manual_seed(0))
-    state = {"td": env.reset()}
-
-    def run() -> None:
-        td = state["td"]
-        for _ in range(25):
-            td.set(("agents", "action"), action)
-            _, td = env.step_and_maybe_reset(td)
-        state["td"] = td
-
+    run, state = _torchrl_loop(env, torch.randint(0, 5, (batch, N), generator=torch.Generator().manual_seed(0)))
     benchmark.group = f"spread batch {batch}"
     benchmark(run)
     _record(benchmark, 25 * batch)
@@ -106,32 +116,15 @@ def test_mpe2_push(benchmark: Any, batch: int) -> None:
     for i, env in enumerate(envs):
         env.reset(seed=i)
     steps = 25 if batch == 1 else 2
-
-    def run() -> None:
-        for _ in range(steps):
-            for env in envs:
-                if not env.agents:
-                    env.reset()
-                env.step({a: 1 for a in env.agents})
-
     benchmark.group = f"push batch {batch}"
-    benchmark(run)
+    benchmark(_python_loop(envs, steps))
     _record(benchmark, steps * batch)
 
 
 @pytest.mark.parametrize("batch", [1, 64, 1024])
 def test_gymgen_push_batched(benchmark: Any, batch: int) -> None:
     env = gymgen.make_batched("gymgen/PushBatched-v0", batch_size=batch)
-    action = torch.randint(0, 5, (batch, 5), generator=torch.Generator().manual_seed(0))
-    state = {"td": env.reset()}
-
-    def run() -> None:
-        td = state["td"]
-        for _ in range(25):
-            td.set(("agents", "action"), action)
-            _, td = env.step_and_maybe_reset(td)
-        state["td"] = td
-
+    run, state = _torchrl_loop(env, torch.randint(0, 5, (batch, 5), generator=torch.Generator().manual_seed(0)))
     benchmark.group = f"push batch {min(batch, 64)}" if batch < 1024 else "push batch 1024"
     benchmark(run)
     _record(benchmark, 25 * batch)
