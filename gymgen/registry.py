@@ -465,25 +465,36 @@ def get_entry(env_id: str) -> EnvEntry:
     )
 
 
-#: the module whose import tells that an optional extra (``pip install "gymgen[<extra>]"``) is installed
-EXTRA_PROBE_MODULES: dict[str, str] = {"mol": "rdkit", "marl": "mpe2", "worldsim": "safetensors", "control": "mujoco",
-                                       "dmc": "dm_control", "video": "metaworld"}
+#: the top-level modules each optional extra (``pip install "gymgen[<extra>]"``) installs, i.e. what a user
+#: without it lacks (``missing_extra`` and ``scripts/check_missing_extras.py`` read this one table)
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "mol": ("rdkit",),
+    "marl": ("mpe2", "mujoco", "gymnasium_robotics", "pygame"),
+    "control": ("mujoco",),
+    "dmc": ("dm_control", "shimmy"),
+    "video": ("metaworld", "vector_quantize_pytorch"),
+    "worldsim": ("ale_py", "safetensors", "cv2"),
+    "ray": ("ray",),
+    "plots": ("matplotlib",),
+    "sb3": ("stable_baselines3", "sb3_contrib", "moviepy"),
+}
 
 
 def missing_extra(env: "str | EnvEntry") -> str | None:
-    """The optional extra that ``env`` (an id or entry) needs and that is not installed, else ``None``.
+    """The optional extra that ``env`` (an id or entry) needs and that is not (fully) installed, else ``None``.
 
-    Looks the probe module up with ``importlib.util.find_spec`` (nothing is imported), so it is cheap enough
+    Looks the extra's modules up with ``importlib.util.find_spec`` (nothing is imported), so it is cheap enough
     for test collection and for error messages."""
     entry = env if isinstance(env, EnvEntry) else get_entry(env)
     if entry.extra is None:
         return None
-    probe = EXTRA_PROBE_MODULES.get(entry.extra, entry.extra)
-    try:
-        found = importlib.util.find_spec(probe) is not None
-    except (ImportError, ValueError):
-        found = False
-    return None if found else entry.extra
+    for module in EXTRA_MODULES.get(entry.extra, (entry.extra,)):
+        try:
+            if importlib.util.find_spec(module) is None:
+                return entry.extra
+        except (ImportError, ValueError):
+            return entry.extra
+    return None
 
 
 def list_envs(family: str | None = None) -> list[EnvEntry]:

@@ -12,23 +12,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-# Top-level modules each extra installs (what a user without the extra does not have).
-EXTRA_MODULES = {
-    "mol": ("rdkit",),
-    "marl": ("mpe2", "mujoco", "gymnasium_robotics", "pygame"),
-    "control": ("mujoco",),
-    "dmc": ("dm_control", "shimmy"),
-    "video": ("metaworld", "vector_quantize_pytorch"),
-    "worldsim": ("ale_py", "safetensors", "cv2"),
-    "ray": ("ray",),
-    "plots": ("matplotlib",),
-    "sb3": ("stable_baselines3", "sb3_contrib", "moviepy"),
-}
-
-
 def block_extras() -> None:
     """Hide every extra's modules from this process, as if they were not installed: ``import X`` raises
     ``ModuleNotFoundError`` and ``importlib.util.find_spec(X)`` is None (must run before they are imported)."""
+    from gymgen.registry import EXTRA_MODULES  # gymgen's import loads no extra (checked just below)
+
     names = {m for mods in EXTRA_MODULES.values() for m in mods}
     loaded = sorted(n for n in sys.modules if n.split(".")[0] in names)
     if loaded:

@@ -90,12 +90,12 @@ def test_every_extra_of_the_table_is_a_pyproject_extra_with_a_probe_module():
     import tomllib
     from pathlib import Path
 
-    from gymgen.registry import EXTRA_PROBE_MODULES
+    from gymgen.registry import EXTRA_MODULES
 
     extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     used = {e.extra for e in gymgen.list_envs() if e.extra}
     assert used <= set(extras), sorted(used - set(extras))
-    assert used <= set(EXTRA_PROBE_MODULES), sorted(used - set(EXTRA_PROBE_MODULES))
+    assert used <= set(EXTRA_MODULES) <= set(extras), (sorted(used - set(EXTRA_MODULES)), sorted(set(EXTRA_MODULES) - set(extras)))
 
 
 def test_missing_extra_names_the_extra_only_when_its_probe_module_is_absent(monkeypatch):
@@ -105,7 +105,7 @@ def test_missing_extra_names_the_extra_only_when_its_probe_module_is_absent(monk
     env_id = next(e.id for e in gymgen.list_envs() if e.extra)
     extra = gymgen.get_entry(env_id).extra
     assert gymgen.get_entry("gymgen/HyperGrid-v0").extra is None and registry.missing_extra("gymgen/HyperGrid-v0") is None
-    monkeypatch.setitem(registry.EXTRA_PROBE_MODULES, extra, "gymgen_no_such_probe_module")
+    monkeypatch.setitem(registry.EXTRA_MODULES, extra, (*registry.EXTRA_MODULES[extra], "gymgen_no_such_probe_module"))
     assert registry.missing_extra(env_id) == extra
     with pytest.raises(pytest.skip.Exception, match=rf"\[{extra}\].*pip install"):
         skip_if_extra_missing(env_id)
@@ -117,9 +117,9 @@ def test_a_failed_import_caused_by_a_missing_extra_says_which_pip_install_fixes_
     from gymgen import registry
 
     entry = dataclasses.replace(next(e for e in gymgen.list_envs() if e.extra == "marl"), entry_point="gymgen_absent_mod:Env")
-    monkeypatch.setitem(registry.EXTRA_PROBE_MODULES, "marl", "gymgen_no_such_probe_module")
+    monkeypatch.setitem(registry.EXTRA_MODULES, "marl", ("gymgen_no_such_probe_module",))
     with pytest.raises(ModuleNotFoundError, match=r'needs the optional extra \[marl\]: pip install "gymgen\[marl\]"'):
         registry.load_entry_point(entry.entry_point, entry)
-    monkeypatch.setitem(registry.EXTRA_PROBE_MODULES, "marl", "torch")  # extra present: the plain message
+    monkeypatch.setitem(registry.EXTRA_MODULES, "marl", ("torch",))  # extra present: the plain message
     with pytest.raises(ModuleNotFoundError, match="cannot import 'gymgen_absent_mod'"):
         registry.load_entry_point(entry.entry_point, entry)
