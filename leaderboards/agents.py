@@ -43,6 +43,7 @@ AGENTS: dict[str, str] = {
     "marl.qmix_tiny": "gymgen.agents.marl.mast:make_qmix_tiny",
     "marl.kaleidoscope_qmix": "gymgen.agents.marl.leaderboard:make_kaleidoscope_qmix",  # issue 15 (helper kal)
     "marl.kaleidoscope_matd3": "gymgen.agents.marl.leaderboard:make_kaleidoscope_matd3",
+    "marl.seps": "gymgen.agents.marl.leaderboard:make_seps",  # Kaleidoscope's SePS baseline
     # ---- marl: end -----------------------------------------------------------------------------
     # ---- video: VPDD and its baselines (agents/video, helper vpdd) -----------------------------
     "video.vpdd": "gymgen.agents.video.vpdd:make_vpdd",

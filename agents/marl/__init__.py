@@ -5,7 +5,8 @@ config dataclass, ``train(env, cfg) -> policy`` and a resumable ``trainer(env, c
   pymarl2's conventions (GRU agents, double-Q masked TD(lambda) targets over whole episodes);
 - ``mappo`` / ``ippo``: PPO with a centralised / local critic on TorchRL's ``MAPPOLoss`` / ``IPPOLoss``
   (``MaskedCategorical`` or ``TanhNormal`` actors, ``MultiAgentGAE``, ``PopArtValueNorm``);
-- ``matd3``: TD3 with per-agent actors and a centralised critic on TorchRL's ``TD3Loss`` (MaMuJoCo).
+- ``matd3``: TD3 with per-agent actors and a centralised critic on TorchRL's ``TD3Loss`` (MaMuJoCo);
+- ``seps``: selective parameter sharing on the QMIX core (agents clustered by a VAE; one weight set per cluster).
 
 Every agent trains on a TorchRL env in gymgen's multi-agent layout (``("agents", "observation")``,
 ``("agents", "action_mask")``, ``("agents", "action")``, ``("agents", "reward")``, ``"state"``, root

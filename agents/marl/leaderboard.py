@@ -28,9 +28,10 @@ from gymgen.agents.marl.trainer import Trainer, task_metrics
 METHODS = {"iql": "IQLConfig", "vdn": "VDNConfig", "qmix": "QMIXConfig", "mappo": "MAPPOConfig", "ippo": "IPPOConfig",
            "matd3": "MATD3Config"}
 _EXTRA_METHODS = {"mast": "MASTConfig"}  # agents/marl/mast.py builds on this class; its ids: mast.AGENT_IDS
-METHODS.update({"kaleidoscope_qmix": "KaleidoscopeQMIXConfig", "kaleidoscope_matd3": "KaleidoscopeMATD3Config"})  # issue 15
+METHODS.update({"kaleidoscope_qmix": "KaleidoscopeQMIXConfig", "kaleidoscope_matd3": "KaleidoscopeMATD3Config",
+                "seps": "SePSConfig"})  # issue 15
 _UNPREFIXED = ("win_rate", "landmark_distance")  # the task metrics suites rank on
-_HOOKS = {"make_linear", "target_operator", "return_estimator", "replay", "regularizers", "group_index"}
+_HOOKS = {"make_linear", "target_operator", "return_estimator", "replay", "regularizers", "group_index", "rnn_groups"}
 _TUPLES = ("hidden", "post_rnn", "div_layer_weights")
 
 
@@ -178,6 +179,7 @@ def _factory(method: str):
 make_iql, make_vdn, make_qmix = _factory("iql"), _factory("vdn"), _factory("qmix")
 make_mappo, make_ippo, make_matd3 = _factory("mappo"), _factory("ippo"), _factory("matd3")
 make_kaleidoscope_qmix, make_kaleidoscope_matd3 = _factory("kaleidoscope_qmix"), _factory("kaleidoscope_matd3")  # issue 15
+make_seps = _factory("seps")
 
 
 def make_random(env_spec: dict[str, Any], seed: int, budget: Any, config: dict[str, Any]) -> RandomMARLAgent:

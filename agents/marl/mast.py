@@ -111,7 +111,7 @@ from gymgen.agents.marl.nets import QMixer, RecurrentQNet, VDNMixer, input_dim
 from gymgen.agents.marl.layers import dense_linear, linear_factory
 from gymgen.agents.marl.targets import SoftMellowmax, TDLambda
 from gymgen.agents.marl.trainer import train_to_budget
-from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer, resolve_env
+from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer, resolve_env, rnn_groups
 from gymgen.agents.sparse import SparseMasks
 
 TOPOLOGIES = ("rigl", "set", "static", "dense", "tiny")
@@ -317,7 +317,7 @@ def _build_nets(cfg: MASTConfig, obs_dim: int, n_actions: int, n_agents: int, s_
     agent_id = cfg.sharing == "full+id"
     in_dim = input_dim(obs_dim, n_actions, n_agents, cfg.obs_last_action, agent_id)
     net = RecurrentQNet(in_dim, n_actions, n_agents, make_linear=linear_factory(cfg.sharing, n_agents), hidden=cfg.rnn_hidden,
-                        post_rnn=cfg.post_rnn, per_agent_rnn=cfg.sharing == "none").to(device)
+                        post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, n_agents)).to(device)
     if cfg.mixer == "vdn":
         return net, VDNMixer()
     return net, QMixer(n_agents, s_dim, embed=cfg.mixing_embed, hypernet_hidden=cfg.hypernet_hidden,

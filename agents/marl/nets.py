@@ -78,15 +78,23 @@ class GroupedGRU(nn.Module):
         self.b_hh = nn.Parameter(torch.empty(n_groups, 3 * hidden).uniform_(-k, k))
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(B, T, N, in)``; agent ``i`` uses weight set ``i`` (``index`` None, needs ``N == n_groups``) or
+        ``index[i]`` (an ``(N,)`` map of agents to weight sets, e.g. SePS clusters)."""
         B, T, N, _ = x.shape
-        if N != self.n_groups:
-            raise ValueError(f"GroupedGRU has {self.n_groups} agents' weights, got {N} agents")
+        if index is None:
+            if N != self.n_groups:
+                raise ValueError(f"GroupedGRU has {self.n_groups} agents' weights, got {N} agents")
+            w_ih, w_hh, b_ih, b_hh = self.w_ih, self.w_hh, self.b_ih, self.b_hh
+        else:
+            if index.shape != (N,):
+                raise ValueError(f"GroupedGRU takes an (N,) = ({N},) agent -> weight-set index, got shape {tuple(index.shape)}")
+            w_ih, w_hh, b_ih, b_hh = self.w_ih[index], self.w_hh[index], self.b_ih[index], self.b_hh[index]
         H = self.hidden
-        gi = torch.einsum("btni,ngi->btng", x, self.w_ih) + self.b_ih  # (B, T, N, 3H)
+        gi = torch.einsum("btni,ngi->btng", x, w_ih) + b_ih  # (B, T, N, 3H)
         h = x.new_zeros(B, N, H) if h0 is None else h0
         out = []
         for t in range(T):
-            gh = torch.einsum("bnh,ngh->bng", h, self.w_hh) + self.b_hh
+            gh = torch.einsum("bnh,ngh->bng", h, w_hh) + b_hh
             r = torch.sigmoid(gi[:, t, :, :H] + gh[..., :H])
             z = torch.sigmoid(gi[:, t, :, H:2 * H] + gh[..., H:2 * H])
             n = torch.tanh(gi[:, t, :, 2 * H:] + r * gh[..., 2 * H:])
@@ -101,16 +109,17 @@ class RecurrentQNet(nn.Module):
     ``forward(x, h0=None, index=None)``: ``x`` ``(B, T, N, F)`` agent inputs, ``h0`` ``(B, N, hidden)`` (zeros
     when None), ``index`` per-row agent/type index for the linear layers (``(N,)`` or ``(B, T, N)``);
     returns ``(q (B, T, N, n_out), h_T (B, N, hidden))``. ``post_rnn`` adds hidden layers after the GRU
-    (Kaleidoscope's "1R3" net is ``post_rnn=(64, 64)``). Linear roles: ``agent.fc1``, ``agent.post.k``,
+    (Kaleidoscope's "1R3" net is ``post_rnn=(64, 64)``). ``rnn_groups``: one shared GRU (None) or that many
+    weight sets (``GroupedGRU``: one per agent without sharing, one per cluster for SePS). Linear roles: ``agent.fc1``, ``agent.post.k``,
     ``agent.out``.
     """
 
     def __init__(self, in_features: int, n_out: int, n_agents: int, *, make_linear: LinearFactory,
-                 hidden: int = 64, post_rnn: Sequence[int] = (), per_agent_rnn: bool = False) -> None:
+                 hidden: int = 64, post_rnn: Sequence[int] = (), rnn_groups: int | None = None) -> None:
         super().__init__()
         self.hidden, self.n_out = hidden, n_out
         self.fc1 = make_linear(in_features, hidden, role="agent.fc1")
-        self.rnn: nn.Module = GroupedGRU(hidden, hidden, n_agents) if per_agent_rnn else SharedGRU(hidden, hidden)
+        self.rnn: nn.Module = SharedGRU(hidden, hidden) if rnn_groups is None else GroupedGRU(hidden, hidden, rnn_groups)
         self.post = AgentMLP([hidden, *post_rnn], make_linear, role="agent.post") if post_rnn else None
         self.post_act = nn.ReLU()
         self.out = make_linear(post_rnn[-1] if post_rnn else hidden, n_out, role="agent.out")

@@ -66,9 +66,10 @@ def _mast_modules() -> dict[str, tuple[Any, Any]]:
 
 
 def _kaleidoscope_modules() -> dict[str, tuple[Any, type]]:  # issue 15
-    from gymgen.agents.marl import kaleidoscope_matd3 as km, kaleidoscope_qmix as kq
+    from gymgen.agents.marl import kaleidoscope_matd3 as km, kaleidoscope_qmix as kq, seps
 
-    return {"kaleidoscope_qmix": (kq, kq.KaleidoscopeQMIXConfig), "kaleidoscope_matd3": (km, km.KaleidoscopeMATD3Config)}
+    return {"kaleidoscope_qmix": (kq, kq.KaleidoscopeQMIXConfig), "kaleidoscope_matd3": (km, km.KaleidoscopeMATD3Config),
+            "seps": (seps, seps.SePSConfig)}
 
 
 def _write(out: Path, record: dict[str, Any]) -> None:

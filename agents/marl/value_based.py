@@ -52,7 +52,10 @@ class QLearningConfig:
     Hooks (code-only, not leaderboard config): ``make_linear`` (layer factory for agent nets and
     mixers), ``target_operator``, ``return_estimator``, ``replay`` (``(cfg, device, generator) ->
     Replay``), ``regularizers`` (``{name: fn(loss_module, batch, losses) -> scalar}``) and
-    ``group_index`` (``obs (..., N, D) -> (..., N)`` long: which weight/mask group each agent row uses).
+    ``group_index`` (``obs (..., N, D) -> (..., N)`` long: which weight/mask group each agent row uses, or
+    ``(N,)`` when every row maps agents the same way, e.g. SePS clusters: the layers' fast path) and
+    ``rnn_groups`` (GRU weight sets, rows picked by ``group_index``; default one per agent with sharing
+    ``none``, else one shared GRU).
     """
 
     total_env_steps: int = 2_000_000
@@ -89,6 +92,7 @@ class QLearningConfig:
     replay: Callable[..., Replay] | None = None
     regularizers: dict[str, Regularizer] = field(default_factory=dict)
     group_index: GroupIndex | None = None
+    rnn_groups: int | None = None
 
     def __post_init__(self) -> None:
         check_sharing(self.sharing)
@@ -132,7 +136,9 @@ class QActor(nn.Module):
 
     def utilities(self, obs: torch.Tensor, prev: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = agent_inputs(obs, prev if self.last_action else None, self.n_actions, self.agent_id).unsqueeze(1)
-        index = None if self.group_index is None else self.group_index(obs).unsqueeze(1)
+        index = None if self.group_index is None else self.group_index(obs)
+        if index is not None and index.dim() > 1:  # per-row (B, N) -> (B, 1, N); an (N,) agent map applies as is
+            index = index.unsqueeze(1)
         q, hT = self.net(x, h, index)
         return q[:, 0], hT
 
@@ -293,6 +299,14 @@ class QPolicy:
         return self.layout.tensors_to_actions(a[0], live)
 
 
+def rnn_groups(cfg: QLearningConfig, n_agents: int) -> int | None:
+    """How many GRU weight sets the agent net has: ``cfg.rnn_groups`` when set (SePS: one per cluster), one per
+    agent without sharing, else ``None`` (one shared GRU)."""
+    if cfg.rnn_groups is not None:
+        return cfg.rnn_groups
+    return n_agents if cfg.sharing == "none" else None
+
+
 def resolved_device(device: str | torch.device) -> torch.device:
     """The device tensors really land on (``"cpu:0"`` -> ``cpu``, ``"cuda"`` -> ``cuda:0``), to compare devices."""
     return torch.empty(0, device=torch.device(device)).device
@@ -341,7 +355,7 @@ class ValueTrainer(Trainer):
         make_linear = cfg.make_linear or linear_factory(cfg.sharing, self.n_agents)
         in_dim = input_dim(self.obs_dim, self.n_actions, self.n_agents, cfg.obs_last_action, agent_id)
         net = RecurrentQNet(in_dim, self.n_actions, self.n_agents, make_linear=make_linear, hidden=cfg.rnn_hidden,
-                            post_rnn=cfg.post_rnn, per_agent_rnn=cfg.sharing == "none").to(self.device)
+                            post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, self.n_agents)).to(self.device)
         mix: nn.Module | None = None
         if mixer == "vdn":
             mix = VDNMixer()

@@ -36,6 +36,19 @@ def test_grouped_linear_is_one_linear_per_group_on_both_index_paths():
         layer(torch.randn(2, 3, 5))
 
 
+def test_grouped_gru_index_maps_agents_to_shared_weight_sets():
+    torch.manual_seed(0)
+    grouped = GroupedGRU(6, 8, n_groups=2)
+    x = torch.randn(3, 5, 3, 6)
+    x[:, :, 2] = x[:, :, 0]
+    y, h = grouped(x, None, torch.tensor([0, 1, 0]))  # agents 0 and 2 share weight set 0
+    assert torch.equal(y[:, :, 0], y[:, :, 2]) and not torch.allclose(y[:, :, 0], y[:, :, 1])
+    alone, _ = grouped(x[:, :, :2], None)  # without an index agent i uses set i
+    assert torch.allclose(y[:, :, :2], alone, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(N,\) = \(3,\)"):
+        grouped(x, None, torch.zeros(3, 5, 3, dtype=torch.long))
+
+
 def test_grouped_gru_matches_nn_gru_per_agent():
     torch.manual_seed(0)
     grouped = GroupedGRU(6, 8, n_groups=2)
