@@ -153,9 +153,9 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
                 runs[key][rec["run"]["seed"]].append(rec["row"])
     present = {k for seeds in runs.values() for rows in seeds.values() for r in rows for k in r}
     metrics = ("test_win_rate", "test_return", "test_landmark_distance") + tuple(m for m in _MASK_METRICS if m in present)
-    lines = ["| method | env | seeds | env steps | " + " | ".join(m.replace("test_", "") for m in metrics)
-             + " | train wall s | load | " + " | ".join(f"time to win {t:g} (s, per seed)" for t in thresholds) + " |",
-             "|" + "---|" * (6 + len(metrics) + len(thresholds))]
+    head = ["method", "env", "seeds", "env steps", *(m.replace("test_", "") for m in metrics), "train wall s", "load",
+            *(f"time to win {t:g} (s, per seed)" for t in thresholds)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (method, env), seeds in sorted(runs.items()):
         finals = [rows[-1] for rows in seeds.values()]
         cells = []
@@ -175,8 +175,8 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
                 hit = next((r.get("wall_total_s", r.get("wall_s")) for r in rows if r.get("test_win_rate", -1) >= t), None)
                 times.append("—" if hit is None else f"{hit:.0f}")
             ttt.append(", ".join(times))
-        lines.append(f"| {method} | {env.replace('gymgen/', '')} | {len(seeds)} | {'/'.join(map(str, steps))} | "
-                     + " | ".join(cells) + f" | {wall:.0f} | {load} | " + " | ".join(ttt) + " |")
+        row = [method, env.replace("gymgen/", ""), str(len(seeds)), "/".join(map(str, steps)), *cells, f"{wall:.0f}", load, *ttt]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
