@@ -135,20 +135,29 @@ def baselines(env_id: str, episodes: int, seed: int, out: Path, env_kwargs: dict
                          "row": {"env_steps": 0.0, **{f"test_{k}": v for k, v in res.items()}}})
 
 
+def _labelled(path: str | Path) -> tuple[str | None, Path]:
+    """``"label=path"`` -> ``(label, path)``; a plain path -> ``(None, path)``."""
+    text = str(path)
+    label, sep, rest = text.partition("=")
+    return (label, Path(rest)) if sep and not Path(text).exists() else (None, Path(text))
+
+
 #: Kaleidoscope's mask statistics (``mask_stats``), shown by ``summary`` when the runs log them
 _MASK_METRICS = ("pairwise_mask_distance", "effective_params", "flops_ratio")
 
 
-def summary(paths: list[Path], thresholds: list[float]) -> str:
+def summary(paths: list[str | Path], thresholds: list[float]) -> str:
     """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds, and time to
-    thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge."""
+    thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge.
+    A path given as ``"label=path"`` shows ``label`` instead (its file should hold one configuration)."""
     runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
+    for item in paths:
+        label, path = _labelled(item)
+        for line in path.read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
                 cfg = rec["run"].get("config")
-                method = rec["run"]["method"] + (" " + json.dumps(cfg, sort_keys=True) if cfg else "")
+                method = label or rec["run"]["method"] + (" " + json.dumps(cfg, sort_keys=True) if cfg else "")
                 key = (method, rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
                 runs[key][rec["run"]["seed"]].append(rec["row"])
     present = {k for seeds in runs.values() for rows in seeds.values() for r in rows for k in r}
@@ -178,13 +187,6 @@ def summary(paths: list[Path], thresholds: list[float]) -> str:
         row = [method, env.replace("gymgen/", ""), str(len(seeds)), "/".join(map(str, steps)), *cells, f"{wall:.0f}", load, *ttt]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
-
-
-def _labelled(path: str | Path) -> tuple[str | None, Path]:
-    """``"label=path"`` -> ``(label, path)``; a plain path -> ``(None, path)``."""
-    text = str(path)
-    label, sep, rest = text.partition("=")
-    return (label, Path(rest)) if sep and not Path(text).exists() else (None, Path(text))
 
 
 def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: str = "wall_total_s",
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     b.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("summary")
-    s.add_argument("paths", type=Path, nargs="+")
+    s.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')
     s.add_argument("--threshold", type=float, nargs="*", default=[0.8, 0.9])
     pl = sub.add_parser("plot")
     pl.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')

@@ -65,6 +65,7 @@ def test_summary_shows_mask_statistics_only_when_runs_log_them(tmp_path):
     assert f"{mean:.3f} ± {hw:.3f}" in krow and "1000 ± 6" in krow  # mask distance; params (1000, 1001) at 0 digits
     qrow = next(line for line in table.splitlines() if line.startswith("| qmix"))
     assert qrow.count("—") >= 3
+    assert "| QMIX | SMACLite-3m-v0 | 2 |" in summary([f"QMIX={plain}"], [])  # a label replaces method + config
 
 
 def test_mean_plot_takes_labelled_files(tmp_path):
