@@ -190,11 +190,13 @@ def summary(paths: list[str | Path], thresholds: list[float]) -> str:
 
 
 def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: str = "wall_total_s",
-         threshold: float | None = None, title: str | None = None, mean: bool = False) -> Path:
+         threshold: float | None = None, title: str | None = None, mean: bool = False,
+         references: dict[str, float] | None = None) -> Path:
     """Curves of ``metric`` against ``x`` (wall-clock or env steps) as a PNG: one per run (method, env, seed),
     or with ``mean`` one per (label, env) -- the mean over seeds at each ``x`` with its 95% Student-t band
     (use ``x="env_steps"``: seeds share those points). A path given as ``"label=path"`` names its curves
-    ``label`` instead of the method (runs of one method with different configs then stay apart)."""
+    ``label`` instead of the method (runs of one method with different configs then stay apart). ``references``
+    draws labelled horizontal lines (e.g. ``{"random": -20.7}``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,7 +224,7 @@ def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: s
             hw = np.nan_to_num(np.array([h for _, h in stats]))
             n = min(len(by_x[v]) for v in xs)
             xs_s = [v / scale for v in xs]
-            line, = ax.plot(xs_s, mid, marker="o", ms=3, label=f"{name} {env.replace('gymgen/', '')} ({n} seeds)")
+            line, = ax.plot(xs_s, mid, marker="o", ms=3, label=f"{name} {env.replace('gymgen/', '')} ({n} seed{'s' if n != 1 else ''})")
             ax.fill_between(xs_s, mid - hw, mid + hw, color=line.get_color(), alpha=0.15)
     else:
         for (name, env, seed), pts in sorted(curves.items()):
@@ -231,6 +233,9 @@ def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: s
                     label=f"{name} {env.replace('gymgen/', '')} seed {seed}")
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1)
+    for name, value in (references or {}).items():
+        ax.axhline(value, color="black", ls=":", lw=1)
+        ax.annotate(name, (ax.get_xlim()[0], value), xytext=(4, 3), textcoords="offset points", fontsize=7)
     ax.set_xlabel("wall-clock minutes" if x.startswith("wall") else x.replace("_", " "))
     ax.set_ylabel(metric.replace("test_", "greedy test ").replace("_", " ") + (" (mean, 95% CI)" if mean else ""))
     ax.set_title(title or "")
@@ -272,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--threshold", type=float, default=None)
     pl.add_argument("--title", default=None)
     pl.add_argument("--mean", action="store_true", help="one curve per label: mean over seeds with a 95%% CI band")
+    pl.add_argument("--reference", nargs="*", default=[], help='labelled horizontal lines, "name=value"')
     a = ap.parse_args(argv)
     if a.cmd == "run":
         cfg = json.loads(a.config)
@@ -283,7 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         for seed in a.seeds:
             baselines(a.env, a.episodes, seed, a.out, json.loads(a.env_kwargs))
     elif a.cmd == "plot":
-        print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title, a.mean))
+        refs = {}
+        for item in a.reference:
+            name, sep, value = item.rpartition("=")
+            if not sep:
+                raise SystemExit(f"--reference takes name=value, got {item!r}")
+            refs[name] = float(value)
+        print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title, a.mean, refs))
     else:
         print(summary(a.paths, a.threshold))
     return 0

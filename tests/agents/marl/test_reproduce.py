@@ -77,5 +77,5 @@ def test_mean_plot_takes_labelled_files(tmp_path):
     _synthetic_runs(b, "qmix", {"sharing": "none"}, {0: [0.0, 0.1, 0.2], 1: [0.1, 0.1, 0.3], 2: [0.0, 0.2, 0.2]})
     assert _labelled(f"FuPS={a}") == ("FuPS", a) and _labelled(str(a)) == (None, a)
     png = tmp_path / "m.png"
-    main(["plot", f"FuPS={a}", f"NoPS={b}", "--mean", "--x", "env_steps", "--out", str(png)])
+    main(["plot", f"FuPS={a}", f"NoPS={b}", "--mean", "--x", "env_steps", "--reference", "random=0.05", "--out", str(png)])
     assert png.stat().st_size > 1000
