@@ -217,6 +217,7 @@ def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: s
         for (name, env, _seed), pts in curves.items():
             for px, py in pts:
                 groups[(name, env)][px].append(py)
+        one_env = len({env for _, env in groups}) == 1
         for (name, env), by_x in sorted(groups.items()):
             xs = sorted(by_x)
             stats = [ci95(by_x[v]) for v in xs]
@@ -224,8 +225,12 @@ def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: s
             hw = np.nan_to_num(np.array([h for _, h in stats]))
             n = min(len(by_x[v]) for v in xs)
             xs_s = [v / scale for v in xs]
-            line, = ax.plot(xs_s, mid, marker="o", ms=3, label=f"{name} {env.replace('gymgen/', '')} ({n} seed{'s' if n != 1 else ''})")
-            ax.fill_between(xs_s, mid - hw, mid + hw, color=line.get_color(), alpha=0.15)
+            where = "" if one_env else " " + env.replace("gymgen/", "")
+            line, = ax.plot(xs_s, mid, marker="o", ms=3, label=f"{name}{where} ({n} seed{'s' if n != 1 else ''})")
+            lo, hi = mid - hw, mid + hw
+            if "win_rate" in metric:  # a rate's band is shown inside [0, 1]
+                lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+            ax.fill_between(xs_s, lo, hi, color=line.get_color(), alpha=0.15)
     else:
         for (name, env, seed), pts in sorted(curves.items()):
             pts.sort()
