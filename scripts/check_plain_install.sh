@@ -26,9 +26,8 @@ import gymgen
 
 assert "torch" not in sys.modules, "import gymgen imported torch"
 import importlib.util
-import runpy
 
-extras = runpy.run_path(sys.argv[1])["EXTRA_MODULES"]
+from gymgen.registry import EXTRA_MODULES as extras  # the one table of what each extra installs
 present = [m for ms in extras.values() for m in ms if importlib.util.find_spec(m) is not None]
 assert not present, f"a plain install should have no optional extras, found {present}"
 print("plain install: import gymgen ok (torch not imported), no extras present")
