@@ -63,26 +63,6 @@ def test_targets_seek_the_goal_and_pushers_are_paid_for_keeping_them_away() -> N
     assert dyn.target_actions().tolist() == [[0]]  # on the goal: no-op
 
 
-def test_rows_are_independent_and_reset_is_seeded() -> None:
-    a, b = _dynamics(4, 3, 2), _dynamics(4, 3, 2)
-    a.reset()
-    b.reset()
-    assert torch.equal(a.pos, b.pos) and torch.equal(a.goal, b.goal)
-    act = torch.randint(0, 5, (4, 3), generator=torch.Generator().manual_seed(1))
-    active = torch.tensor([True, False, True, False])
-    before = a.pos.clone()
-    reward, _ = a.step(act, active)
-    assert torch.equal(a.pos[~active], before[~active]) and (reward[~active] == 0).all()
-    single = _dynamics(1, 3, 2)
-    single.set_state(before[2:3], torch.zeros(1, 5, 2), a.landmarks[2:3], a.goal[2:3])
-    single.step(act[2:3])
-    assert torch.allclose(single.pos[0], a.pos[2])
-    mask = torch.tensor([False, True, False, False])
-    kept = a.pos.clone()
-    a.reset(mask)
-    assert torch.equal(a.pos[~mask], kept[~mask]) and not torch.equal(a.pos[1], kept[1]) and a.steps[1] == 0
-
-
 def test_torchrl_specs_rollout_and_autoreset() -> None:
     from torchrl.envs.utils import check_env_specs
 

@@ -55,22 +55,6 @@ def test_contact_force_is_antisymmetric_and_zero_when_apart() -> None:
     assert f[0, 2].abs().max() < 1e-12
 
 
-def test_rows_are_independent_and_reset_is_seeded() -> None:
-    a, b = _dynamics(4, 3), _dynamics(4, 3)
-    a.reset()
-    b.reset()
-    assert torch.equal(a.pos, b.pos) and torch.equal(a.landmarks, b.landmarks)
-    act = torch.randint(0, 5, (4, 3), generator=torch.Generator().manual_seed(1))
-    active = torch.tensor([True, False, True, False])
-    before = a.pos.clone()
-    reward, _ = a.step(act, active)
-    assert torch.equal(a.pos[~active], before[~active]) and (reward[~active] == 0).all()
-    single = _dynamics(1, 3)
-    single.set_state(before[2:3], torch.zeros(1, 3, 2), a.landmarks[2:3])
-    single.step(act[2:3])
-    assert torch.allclose(single.pos[0], a.pos[2])
-
-
 # ---- the env classes: TorchRL batched env and PettingZoo view ----------------------------------
 
 import gymgen  # noqa: E402
