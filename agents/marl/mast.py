@@ -316,7 +316,7 @@ def _build_nets(cfg: MASTConfig, obs_dim: int, n_actions: int, n_agents: int, s_
     """The agent net and mixer ``ValueTrainer`` builds for ``cfg`` (for counting; same constructors)."""
     agent_id = cfg.sharing == "full+id"
     in_dim = input_dim(obs_dim, n_actions, n_agents, cfg.obs_last_action, agent_id)
-    net = RecurrentQNet(in_dim, n_actions, n_agents, make_linear=linear_factory(cfg.sharing, n_agents), hidden=cfg.rnn_hidden,
+    net = RecurrentQNet(in_dim, n_actions, make_linear=linear_factory(cfg.sharing, n_agents), hidden=cfg.rnn_hidden,
                         post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, n_agents)).to(device)
     if cfg.mixer == "vdn":
         return net, VDNMixer()

@@ -114,7 +114,7 @@ class RecurrentQNet(nn.Module):
     ``agent.out``.
     """
 
-    def __init__(self, in_features: int, n_out: int, n_agents: int, *, make_linear: LinearFactory,
+    def __init__(self, in_features: int, n_out: int, *, make_linear: LinearFactory,
                  hidden: int = 64, post_rnn: Sequence[int] = (), rnn_groups: int | None = None) -> None:
         super().__init__()
         self.hidden, self.n_out = hidden, n_out

@@ -354,7 +354,7 @@ class ValueTrainer(Trainer):
         agent_id = cfg.sharing == "full+id"
         make_linear = cfg.make_linear or linear_factory(cfg.sharing, self.n_agents)
         in_dim = input_dim(self.obs_dim, self.n_actions, self.n_agents, cfg.obs_last_action, agent_id)
-        net = RecurrentQNet(in_dim, self.n_actions, self.n_agents, make_linear=make_linear, hidden=cfg.rnn_hidden,
+        net = RecurrentQNet(in_dim, self.n_actions, make_linear=make_linear, hidden=cfg.rnn_hidden,
                             post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, self.n_agents)).to(self.device)
         mix: nn.Module | None = None
         if mixer == "vdn":

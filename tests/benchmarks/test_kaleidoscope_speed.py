@@ -29,7 +29,7 @@ def _net(kind: str) -> tuple[RecurrentQNet, torch.Tensor | None]:
     else:  # kalei_type: 3 masks routed per row
         make, index = kaleidoscope_factory(3), "type"
     torch.manual_seed(0)
-    return RecurrentQNet(OBS, 12, N, make_linear=make, hidden=64, post_rnn=(64, 64)), index
+    return RecurrentQNet(OBS, 12, make_linear=make, hidden=64, post_rnn=(64, 64)), index
 
 
 @pytest.mark.parametrize("kind", ["full", "none", "kalei_agent", "kalei_type"])

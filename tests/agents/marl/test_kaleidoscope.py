@@ -91,7 +91,7 @@ def test_factory_masks_agent_roles_only_and_the_recurrent_net_routes_by_type():
     make = kaleidoscope_factory(3, roles=("agent.",))
     assert isinstance(make(4, 4, role="agent.fc1"), KaleidoscopeLinear)
     assert isinstance(make(4, 4, role="mixer.hyper_w1.0"), SharedLinear)
-    net = RecurrentQNet(6, 5, 4, make_linear=make, hidden=8, post_rnn=(8, 8))
+    net = RecurrentQNet(6, 5, make_linear=make, hidden=8, post_rnn=(8, 8))
     assert len(kaleidoscope_layers(net)) == 4  # fc1, post.0, post.1, out ("1R3"); the GRU is dense
     types = torch.tensor([0, 2, 2, 1])
     x = torch.randn(1, 1, 1, 6).expand(1, 1, 4, 6)  # the same input for the four agents

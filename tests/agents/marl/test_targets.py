@@ -114,7 +114,7 @@ def dead_agent_batch(n_agents=3, steps=6, dead_from=2, seed=0):
 @pytest.mark.parametrize("mixer", ["iql", "vdn", "qmix"])
 def test_dead_agents_transitions_are_masked_out_of_the_loss(mixer):
     torch.manual_seed(0)
-    net = RecurrentQNet(7 + 4, 4, 3, make_linear=dense_linear, hidden=16)  # obs + one-hot last action
+    net = RecurrentQNet(7 + 4, 4, make_linear=dense_linear, hidden=16)  # obs + one-hot last action
     mix = {"iql": None, "vdn": VDNMixer(), "qmix": QMixer(3, 9, embed=8, hypernet_hidden=16, make_linear=dense_linear)}[mixer]
     loss = ValueDecompositionLoss(net, mix, n_actions=4, gamma=0.99, last_action=True, agent_id=False)
     batch = dead_agent_batch()
