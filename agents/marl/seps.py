@@ -37,6 +37,7 @@ from gymgen.agents.marl.qmix import MIXER, QMIXConfig
 from gymgen.agents.marl.scripted import random_actions
 from gymgen.agents.marl.trainer import check_positive_ints, train_to_budget
 from gymgen.agents.marl.value_based import QPolicy, ValueTrainer, resolve_env
+from gymgen.core.validation import check_float
 
 
 @dataclass
@@ -63,10 +64,8 @@ class SePSConfig(QMIXConfig):
             raise ValueError(f"SePS shares weights within clusters and feeds the agent id (sharing 'full+id'); got sharing {self.sharing!r}")
         check_positive_ints(self, ("n_clusters", "pretrain_env_steps", "embed_dim", "vae_hidden", "vae_updates", "vae_batch",
                                    "kmeans_restarts"))
-        if not (isinstance(self.vae_lr, (int, float)) and 0 < self.vae_lr < float("inf")):
-            raise ValueError(f"vae_lr must be a finite number > 0, got {self.vae_lr!r}")
-        if not (isinstance(self.kl_weight, (int, float)) and 0 <= self.kl_weight < float("inf")):
-            raise ValueError(f"kl_weight must be a finite number >= 0, got {self.kl_weight!r}")
+        check_float("vae_lr", self.vae_lr, low=0.0, low_open=True, owner="SePSConfig")
+        check_float("kl_weight", self.kl_weight, low=0.0, owner="SePSConfig")
 
 
 class AgentVAE(nn.Module):
@@ -96,9 +95,11 @@ class AgentVAE(nn.Module):
         return (recon + kl_weight * kl).mean()
 
 
-def random_transitions(env: EnvBase, env_steps: int, generator: torch.Generator, group: str = "agents") -> dict[str, torch.Tensor]:
+def random_transitions(env: EnvBase, env_steps: int, generator: torch.Generator,
+                       group: str = "agents") -> tuple[dict[str, torch.Tensor], int]:
     """About ``env_steps`` env steps of uniformly random legal actions on ``env`` (a TorchRL env in gymgen's
-    multi-agent layout), as per-agent transitions ``agent, obs, action, next_obs, reward`` (live agents only)."""
+    multi-agent layout): per-agent transitions ``agent, obs, action, next_obs, reward`` (live agents only) and
+    the number of env steps taken (whole steps of every row)."""
     n_rows = int(env.batch_size[0]) if env.batch_size else 1
     steps = max(1, -(-env_steps // n_rows))
     policy = TensorDictModule(lambda m: random_actions(m, generator), in_keys=[(group, "action_mask")], out_keys=[(group, "action")])
@@ -108,7 +109,8 @@ def random_transitions(env: EnvBase, env_steps: int, generator: torch.Generator,
     reward = td["next", group, "reward"].reshape(action.shape).to(obs.dtype)
     agent = torch.arange(action.shape[-1], device=obs.device).expand_as(action)
     live = td[group, "alive"].reshape(action.shape).bool()
-    return {"agent": agent[live], "obs": obs[live], "action": action[live], "next_obs": nxt[live], "reward": reward[live]}
+    data = {"agent": agent[live], "obs": obs[live], "action": action[live], "next_obs": nxt[live], "reward": reward[live]}
+    return data, td.numel()
 
 
 def kmeans(points: torch.Tensor, k: int, generator: torch.Generator, restarts: int = 10, iters: int = 100) -> torch.Tensor:
@@ -146,7 +148,7 @@ def cluster_agents(env: EnvBase, cfg: SePSConfig, group: str = "agents") -> dict
     cluster), the agents' code ``means`` ``(N, embed_dim)``, the VAE's final ``vae_loss`` and the env steps used."""
     gen = torch.Generator(device=env.device).manual_seed(cfg.seed + 11)
     torch.manual_seed(cfg.seed + 12)
-    data = random_transitions(env, cfg.pretrain_env_steps, gen, group)
+    data, env_steps = random_transitions(env, cfg.pretrain_env_steps, gen, group)
     n_agents, obs_dim, n_actions = group_shape(env, group)
     vae = AgentVAE(n_agents, obs_dim, n_actions, cfg.embed_dim, cfg.vae_hidden).to(env.device)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.vae_lr)
@@ -162,9 +164,7 @@ def cluster_agents(env: EnvBase, cfg: SePSConfig, group: str = "agents") -> dict
     with torch.no_grad():
         means, _ = vae.codes(torch.arange(n_agents, device=env.device))
     labels = kmeans(means, cfg.n_clusters, gen, cfg.kmeans_restarts)
-    n_rows = int(env.batch_size[0]) if env.batch_size else 1
-    return {"labels": labels, "means": means, "vae_loss": float(loss.detach()),
-            "env_steps": n_rows * max(1, -(-cfg.pretrain_env_steps // n_rows))}
+    return {"labels": labels, "means": means, "vae_loss": float(loss.detach()), "env_steps": env_steps}
 
 
 def cluster_linear(n_clusters: int) -> LinearFactory:
@@ -185,13 +185,13 @@ class SePSTrainer(ValueTrainer):
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
         self.clusters = cluster_agents(env, cfg)
         labels = self.clusters["labels"]
-        k = int(labels.max()) + 1
-        qcfg = dataclasses.replace(cfg, make_linear=cluster_linear(k), rnn_groups=k, group_index=lambda obs, labels=labels: labels)
+        self.n_clusters = int(labels.max()) + 1  # fewer than cfg.n_clusters when there are fewer agents
+        qcfg = dataclasses.replace(cfg, make_linear=cluster_linear(self.n_clusters), rnn_groups=self.n_clusters,
+                                   group_index=lambda obs, labels=labels: labels)
         super().__init__(env, qcfg, MIXER, eval_env=eval_env if eval_env is not None else auto_eval)
 
     def stats(self) -> dict[str, float]:
-        labels = self.clusters["labels"]
-        return {**super().stats(), "seps_clusters": float(int(labels.max()) + 1),
+        return {**super().stats(), "seps_clusters": float(self.n_clusters),
                 "seps_pretrain_env_steps": float(self.clusters["env_steps"]), "seps_vae_loss": self.clusters["vae_loss"]}
 
 

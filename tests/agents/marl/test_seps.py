@@ -82,5 +82,5 @@ def test_seps_runs_through_the_harness_and_rejects_bad_configs():
     with pytest.raises(ValueError, match="kl_weight"):
         seps.SePSConfig(kl_weight=float("nan"))
     env = gymgen.make_batched("gymgen/SMACLite-3m-v0", batch_size=4)
-    data = seps.random_transitions(env, 40, torch.Generator().manual_seed(0))
-    assert data["obs"].shape[0] == data["agent"].shape[0] > 0 and data["reward"].dim() == 1
+    data, steps = seps.random_transitions(env, 40, torch.Generator().manual_seed(0))
+    assert data["obs"].shape[0] == data["agent"].shape[0] > 0 and data["reward"].dim() == 1 and steps == 40
