@@ -29,6 +29,7 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,15 @@ def _labelled(path: str | Path) -> tuple[str | None, Path]:
     return (label, Path(rest)) if sep and not Path(text).exists() else (None, Path(text))
 
 
+def _records(paths: list[str | Path]) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """``(label, {"run", "row"})`` for every JSON line of every file (``"label=path"`` or a plain path)."""
+    for item in paths:
+        label, path = _labelled(item)
+        for line in path.read_text().splitlines():
+            if line.strip():
+                yield label, json.loads(line)
+
+
 #: Kaleidoscope's mask statistics (``mask_stats``), shown by ``summary`` when the runs log them
 _MASK_METRICS = ("pairwise_mask_distance", "effective_params", "flops_ratio")
 
@@ -151,15 +161,11 @@ def summary(paths: list[str | Path], thresholds: list[float]) -> str:
     thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge.
     A path given as ``"label=path"`` shows ``label`` instead (its file should hold one configuration)."""
     runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for item in paths:
-        label, path = _labelled(item)
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                cfg = rec["run"].get("config")
-                method = label or rec["run"]["method"] + (" " + json.dumps(cfg, sort_keys=True) if cfg else "")
-                key = (method, rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
-                runs[key][rec["run"]["seed"]].append(rec["row"])
+    for label, rec in _records(paths):
+        cfg = rec["run"].get("config")
+        method = label or rec["run"]["method"] + (" " + json.dumps(cfg, sort_keys=True) if cfg else "")
+        key = (method, rec["run"]["env"] + (json.dumps(rec["run"].get("env_kwargs")) if rec["run"].get("env_kwargs") else ""))
+        runs[key][rec["run"]["seed"]].append(rec["row"])
     present = {k for seeds in runs.values() for rows in seeds.values() for r in rows for k in r}
     metrics = ("test_win_rate", "test_return", "test_landmark_distance") + tuple(m for m in _MASK_METRICS if m in present)
     head = ["method", "env", "seeds", "env steps", *(m.replace("test_", "") for m in metrics), "train wall s", "load",
@@ -204,13 +210,10 @@ def plot(paths: list[str | Path], out: Path, metric: str = "test_win_rate", x: s
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     curves: dict[tuple[str, str, int], list[tuple[float, float]]] = defaultdict(list)
-    for item in paths:
-        label, path = _labelled(item)
-        for line in path.read_text().splitlines():
-            rec = json.loads(line) if line.strip() else None
-            if rec and metric in rec["row"] and x in rec["row"]:
-                key = (label or rec["run"]["method"], rec["run"]["env"], rec["run"]["seed"])
-                curves[key].append((rec["row"][x], rec["row"][metric]))
+    for label, rec in _records(paths):
+        if metric in rec["row"] and x in rec["row"]:
+            key = (label or rec["run"]["method"], rec["run"]["env"], rec["run"]["seed"])
+            curves[key].append((rec["row"][x], rec["row"][metric]))
     scale = 60.0 if x.startswith("wall") else 1.0
     if mean:
         groups: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
