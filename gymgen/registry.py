@@ -504,19 +504,14 @@ def list_envs(family: str | None = None) -> list[EnvEntry]:
     return [e for e in ENVS if family is None or e.family == family]
 
 
-def load_entry_point(path: str, entry: EnvEntry | None = None) -> Any:
-    """Import ``"module:attr"`` and return the attribute. With ``entry``, a failed import whose cause is the
-    entry's missing optional extra says which ``pip install "gymgen[...]"`` fixes it."""
+def load_entry_point(path: str) -> Any:
+    """Import ``"module:attr"`` and return the attribute."""
     module_name, _, attr = path.partition(":")
     if not attr:
         raise ValueError(f"entry point {path!r} must look like 'package.module:name'")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        extra = None if entry is None else missing_extra(entry)
-        if extra is not None:
-            raise ModuleNotFoundError(f"{entry.id} needs the optional extra [{extra}]: pip install \"gymgen[{extra}]\" "
-                                      f"({exc})") from exc
         raise ModuleNotFoundError(f"cannot import {module_name!r} for entry point {path!r}: {exc}") from exc
     try:
         return getattr(module, attr)
@@ -526,7 +521,7 @@ def load_entry_point(path: str, entry: EnvEntry | None = None) -> Any:
 
 def accepted_kwargs(entry: EnvEntry) -> list[str]:
     """Keyword arguments the env's constructor accepts (from the batched class when there is one)."""
-    target = load_entry_point(entry.batched_entry_point or entry.entry_point, entry)
+    target = load_entry_point(entry.batched_entry_point or entry.entry_point)
     init = target.__init__ if inspect.isclass(target) else target
     params = inspect.signature(init).parameters
     skip = {"self", "batch_size", "num_envs", "device", "render_mode", "kwargs"}
@@ -649,7 +644,7 @@ def make_batched(
     limit = entry.max_episode_steps if max_episode_steps is _REGISTRY_LIMIT else max_episode_steps
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"max_episode_steps must be a positive int or None, got {limit!r}")
-    cls = load_entry_point(entry.batched_entry_point, entry)
+    cls = load_entry_point(entry.batched_entry_point)
     env = cls(batch_size=batch_size, device=device, **{**entry.kwargs, **kwargs})
     env.max_episode_steps = limit
     return env
@@ -661,5 +656,5 @@ def parallel_env(env_id: str, **kwargs: Any) -> Any:
     if entry.api != "parallel":
         raise TypeError(f"{entry.id} is a single-agent Gymnasium env; use gymnasium.make({entry.id!r})")
     check_kwargs(entry, kwargs, extra_ok=("render_mode", "device"))
-    factory = load_entry_point(entry.entry_point, entry)
+    factory = load_entry_point(entry.entry_point)
     return factory(**{**entry.kwargs, **kwargs})

@@ -109,17 +109,3 @@ def test_missing_extra_names_the_extra_only_when_its_probe_module_is_absent(monk
     assert registry.missing_extra(env_id) == extra
     with pytest.raises(pytest.skip.Exception, match=rf"\[{extra}\].*pip install"):
         skip_if_extra_missing(env_id)
-
-
-def test_a_failed_import_caused_by_a_missing_extra_says_which_pip_install_fixes_it(monkeypatch):
-    import dataclasses
-
-    from gymgen import registry
-
-    entry = dataclasses.replace(next(e for e in gymgen.list_envs() if e.extra == "marl"), entry_point="gymgen_absent_mod:Env")
-    monkeypatch.setitem(registry.EXTRA_MODULES, "marl", ("gymgen_no_such_probe_module",))
-    with pytest.raises(ModuleNotFoundError, match=r'needs the optional extra \[marl\]: pip install "gymgen\[marl\]"'):
-        registry.load_entry_point(entry.entry_point, entry)
-    monkeypatch.setitem(registry.EXTRA_MODULES, "marl", ("torch",))  # extra present: the plain message
-    with pytest.raises(ModuleNotFoundError, match="cannot import 'gymgen_absent_mod'"):
-        registry.load_entry_point(entry.entry_point, entry)
