@@ -6,6 +6,9 @@ policy (uniform random actions for the first ``init_random_steps``), transitions
 ``TensorDictReplayBuffer`` on a ``LazyTensorStorage``, and each method's ``update`` turns a sampled batch
 into one gradient step through its TorchRL ``LossModule``. After every ``frames_per_batch`` env steps the
 loop runs ``round(utd_ratio * frames_per_batch)`` updates (the replay ratio), carrying the remainder.
+With ``priming_updates > 0`` the first update step is preceded by that many updates on the transitions
+collected so far (Nikishin et al. 2022's "heavy priming", the stress test that makes an agent lose
+plasticity early: it overfits its first data and then learns slowly from the rest).
 Every ``log_every`` env steps it records the plasticity metrics of the actor and of the first Q network
 (``gymgen.plasticity``) on ``metrics_batch`` replayed transitions, into ``policy.history``.
 """
@@ -35,7 +38,9 @@ from torchrl.objectives import SoftUpdate
 class OffPolicyConfig:
     """Knobs shared by TD3, SAC and the plasticity methods built on them (CPU-sized defaults).
 
-    ``total_steps`` env steps in ``train``; ``utd_ratio`` gradient updates per env step; networks are
+    ``total_steps`` env steps in ``train``; ``utd_ratio`` gradient updates per env step;
+    ``priming_updates`` extra updates on the first ``init_random_steps`` transitions before learning goes on
+    (heavy priming, 0 = off; they count in ``updates``); networks are
     ReLU MLPs of widths ``actor_hidden`` / ``critic_hidden`` (``critic_layernorm``: LayerNorm after the
     last critic hidden layer). ``deactivate_vmap`` runs TorchRL's Q ensemble in a loop instead of
     ``torch.vmap``; ``compile`` puts the loss functions under ``torch.compile`` (about 20 s of compilation
@@ -47,6 +52,7 @@ class OffPolicyConfig:
     init_random_steps: int = 2_000
     frames_per_batch: int = 50
     utd_ratio: float = 1.0
+    priming_updates: int = 0
     batch_size: int = 256
     buffer_size: int = 1_000_000
     actor_hidden: tuple[int, ...] = (128, 128)
@@ -78,6 +84,8 @@ class OffPolicyConfig:
                 raise ValueError(f"{type(self).__name__}.{name}={value!r} must be a positive int")
         if isinstance(self.init_random_steps, bool) or not isinstance(self.init_random_steps, int) or self.init_random_steps < 0:
             raise ValueError(f"init_random_steps={self.init_random_steps!r} must be an int >= 0")
+        if isinstance(self.priming_updates, bool) or not isinstance(self.priming_updates, int) or self.priming_updates < 0:
+            raise ValueError(f"priming_updates={self.priming_updates!r} must be an int >= 0 (gradient updates)")
         for name in ("utd_ratio", "actor_lr", "critic_lr", "tau"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -186,6 +194,7 @@ class OffPolicyTrainer:
         self.env_steps = 0
         self.updates = 0
         self._update_credit = 0.0
+        self.primed = cfg.priming_updates == 0
         self._episode_returns: deque[float] = deque(maxlen=20)
         self._running_return = 0.0
         self._last_log = 0
@@ -229,16 +238,28 @@ class OffPolicyTrainer:
             self.env_steps += flat.numel()
             self._track_returns(flat)
             if self.env_steps >= self.cfg.init_random_steps and len(self.buffer) >= self.cfg.batch_size:
+                if not self.primed:
+                    self.primed = True
+                    for _ in range(self.cfg.priming_updates):
+                        self._one_update()
                 self._update_credit += self.cfg.utd_ratio * flat.numel()
                 while self._update_credit >= 1.0:
                     self._update_credit -= 1.0
-                    self.last_losses = self.update(self.sample())
-                    self.updates += 1
-                    self.after_update()
+                    self._one_update()
             self.after_env_steps()
             if self.env_steps - self._last_log >= self.cfg.log_every:
                 self._last_log = self.env_steps
                 self.history.append(self.log_point())
+
+    def _one_update(self) -> None:
+        self.last_losses = self.update(self.sample())
+        self.updates += 1
+        self.after_update()
+
+    def expected_updates(self) -> int:
+        """Gradient updates a ``train(total_steps)`` run makes (priming included): NE sizes its schedules by it."""
+        cfg = self.cfg
+        return max(1, int((cfg.total_steps - cfg.init_random_steps) * cfg.utd_ratio) + cfg.priming_updates)
 
     def after_update(self) -> None:
         """Hook after every gradient update (ReDo, NE)."""

@@ -136,7 +136,7 @@ class NETrainer(TD3Trainer):
         self.nets["critic"] = _SparseNet("critic", LinearChain.from_module(self.loss.qvalue_network),
                                          named_leaves(self.loss.qvalue_network_params), cfg, self.critic_opt, gen)
         self._sync_targets()
-        expected = max(1, int((cfg.total_steps - cfg.init_random_steps) * cfg.utd_ratio))
+        expected = self.expected_updates()
         self.total_updates = expected
         self.growth_updates = max(1, int(cfg.growth_end * expected))
         self.n_growth_topology = max(1, self.growth_updates // cfg.topology_every)

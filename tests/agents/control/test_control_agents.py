@@ -44,6 +44,23 @@ def test_each_agent_trains_and_its_loss_moves(method: str) -> None:
     assert a.shape == (6,) and a.dtype == np.float32 and np.all(np.abs(a) <= 1)
 
 
+def test_heavy_priming_runs_once_on_the_first_transitions_and_counts_in_the_schedules() -> None:
+    tr = _trainer("td3", priming_updates=40)
+    seen = []
+    update = tr.update
+    tr.update = lambda batch: (seen.append(len(tr.buffer)), update(batch))[1]
+    tr.train_steps(250)
+    # 40 priming updates on the 100 random transitions, then the usual 175 (see the test above), of which
+    # the first collector batch's 25 also see the 100 random transitions
+    assert tr.updates == 215 and seen[:65] == [100] * 65 and seen[65] == 125
+    assert tr.expected_updates() == 190  # (250 - 100) * utd 1 + 40 priming updates
+    ne_tr = _trainer("ne", priming_updates=300)
+    assert ne_tr.total_updates == 450 and ne_tr.growth_updates == 337  # growth spans the primed run
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="priming_updates"):
+            td3.TD3Config(priming_updates=bad)
+
+
 def test_collector_acts_with_the_trained_weights() -> None:
     tr = _trainer("td3")
     tr.train_steps(150)
