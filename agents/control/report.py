@@ -12,7 +12,10 @@ Summaries per run, then mean and 95% t-interval over seeds (3 seeds: t = 4.30):
 - ``after_shift_return``: mean ``return_current_phase`` over the phases after the first;
 - ``<net>_dormant_tau0.1`` / ``<net>_dormant_tau0`` (net = critic, actor): mean dormant ratio over the
   eval points of the phases after the first, over all units; ``..._connected``: over connected units;
-- ``final_critic_dormant_tau0.1``: the critic dormant ratio at the last eval point.
+- ``final_critic_dormant_tau0.1``: the critic dormant ratio at the last eval point;
+- ``final_return`` / ``last_half_return``: the return at the last eval point / its mean over the second half
+  of the eval points (the columns of a stationary protocol such as the primed ``ne`` suite, where there are no
+  phases: the table then shows these, and dormant ratios are means over every eval point).
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ def summarize(data: dict, shift: int) -> dict[str, dict[str, tuple[float, float]
             per_seed["mean_return"].append(float(np.mean([ret[s] for s in steps])))
             later = [s for s in steps if _phase(s, shift) > 0] or steps
             per_seed["after_shift_return"].append(float(np.mean([ret[s] for s in later])))
+            per_seed["final_return"].append(float(ret[steps[-1]]))
+            per_seed["last_half_return"].append(float(np.mean([ret[s] for s in steps[len(steps) // 2:]])))
             for net in ("critic", "actor"):
                 for tau in ("0.1", "0"):
                     for suffix in ("", "_connected"):
@@ -110,7 +115,8 @@ def plot(curve: dict, shift: int, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 4, figsize=(19, 8), constrained_layout=True)
-    labels = {"return_current_phase": "return on the current phase", "return": "return on phase 0",
+    labels = {"return_current_phase": "return on the current phase" if shift > 0 else "return (deterministic)",
+              "return": "return on phase 0" if shift > 0 else "return (leaderboard metric)",
               "critic/dormant_ratio_tau0.1": "critic dormant ratio, tau = 0.1",
               "critic/dormant_ratio_tau0": "critic dormant ratio, tau = 0 (dead units)",
               "critic/active_unit_fraction": "critic active-unit fraction (FAU)", "critic/srank": "critic feature srank",
@@ -144,12 +150,14 @@ def plot(curve: dict, shift: int, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def markdown(summary: dict, title: str) -> str:
-    keys = ["last_phase_return", "after_shift_return", "mean_return", "critic_dormant_tau0.1", "critic_dormant_tau0",
+def markdown(summary: dict, title: str, shift: int = 1) -> str:
+    returns = ["last_phase_return", "after_shift_return", "mean_return"] if shift > 0 else ["final_return", "last_half_return", "mean_return"]
+    keys = [*returns, "critic_dormant_tau0.1", "critic_dormant_tau0",
             "actor_dormant_tau0.1", "actor_dormant_tau0", "critic_dormant_tau0.1_connected", "critic_dormant_tau0_connected",
             "final_critic_dormant_tau0.1"]
+    where = "after the first shift" if shift > 0 else "of the run (no shifts)"
     lines = [f"### {title}", "", "mean ± 95% t-interval half-width over seeds; dormant ratios: mean over the eval points"
-             " after the first shift (``_connected``: over units with a live incoming connection)", "",
+             f" {where} (``_connected``: over units with a live incoming connection)", "",
              "| agent | seeds | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for agent, s in summary.items():
         cells = []
@@ -170,14 +178,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data, shift = load(args.db, args.suite)
     if not data:
         raise SystemExit(f"no ok runs of suite {args.suite!r} in {args.db}")
-    title = args.title or f"suite {args.suite}: {len(data)} agents, shift every {shift} env steps"
+    title = args.title or (f"suite {args.suite}: {len(data)} agents, shift every {shift} env steps" if shift > 0
+                           else f"suite {args.suite}: {len(data)} agents, stationary env")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary, curve = summarize(data, shift), curves(data)
     plot(curve, shift, out.with_suffix(".png"), title)
     out.with_suffix(".json").write_text(json.dumps({"shift_every": shift, "summary": summary, "curves": curve}, indent=1))
-    out.with_suffix(".md").write_text(markdown(summary, title))
-    print(markdown(summary, title))
+    out.with_suffix(".md").write_text(markdown(summary, title, shift))
+    print(markdown(summary, title, shift))
     return summary
 
 

@@ -45,3 +45,14 @@ def test_markdown_and_plot(tmp_path) -> None:
     path = tmp_path / "c.png"
     report.plot(report.curves(data), 100, path, "t")
     assert path.stat().st_size > 10_000
+
+
+def test_stationary_protocol_reports_final_and_second_half_returns() -> None:
+    out = report.summarize(_runs(), shift=0)
+    a = out["control.a"]
+    # final: 30 + seed -> 30, 31, 32; second half (steps 150, 200): 25 + seed; dormant over all four points
+    assert a["final_return"][0] == pytest.approx(31.0) and a["last_half_return"][0] == pytest.approx(26.0)
+    assert a["critic_dormant_tau0.1"][0] == pytest.approx((0.1 + 0.1 + 0.3 + 0.4) / 4)
+    md = report.markdown(out, "t", shift=0)
+    assert "| agent | seeds | final_return | last_half_return | mean_return |" in md and "(no shifts)" in md
+    assert "| control.a | 3 | 31 ± 2 | 26 ± 2 |" in md
