@@ -82,10 +82,10 @@ class OffPolicyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{type(self).__name__}.{name}={value!r} must be a positive int")
-        if isinstance(self.init_random_steps, bool) or not isinstance(self.init_random_steps, int) or self.init_random_steps < 0:
-            raise ValueError(f"init_random_steps={self.init_random_steps!r} must be an int >= 0")
-        if isinstance(self.priming_updates, bool) or not isinstance(self.priming_updates, int) or self.priming_updates < 0:
-            raise ValueError(f"priming_updates={self.priming_updates!r} must be an int >= 0 (gradient updates)")
+        for name in ("init_random_steps", "priming_updates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{type(self).__name__}.{name}={value!r} must be an int >= 0")
         for name in ("utd_ratio", "actor_lr", "critic_lr", "tau"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -194,7 +194,6 @@ class OffPolicyTrainer:
         self.env_steps = 0
         self.updates = 0
         self._update_credit = 0.0
-        self.primed = cfg.priming_updates == 0
         self._episode_returns: deque[float] = deque(maxlen=20)
         self._running_return = 0.0
         self._last_log = 0
@@ -238,8 +237,7 @@ class OffPolicyTrainer:
             self.env_steps += flat.numel()
             self._track_returns(flat)
             if self.env_steps >= self.cfg.init_random_steps and len(self.buffer) >= self.cfg.batch_size:
-                if not self.primed:
-                    self.primed = True
+                if self.updates == 0:  # the first update step: heavy priming first (no-op when off)
                     for _ in range(self.cfg.priming_updates):
                         self._one_update()
                 self._update_credit += self.cfg.utd_ratio * flat.numel()
