@@ -92,6 +92,7 @@ _MPE = "gymgen.marl.mpe"
 _MAMUJOCO = "gymgen.marl.mamujoco"
 _SPREAD = "gymgen.marl.spread"
 _PUSH = "gymgen.marl.push"
+_WORLD = "gymgen.marl.world"
 _CONTROL = "gymgen.control.env"
 _CONTROL_TASKS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid")
 _FLIP = [{"forward_reward_weight": 1.0}, {"forward_reward_weight": -1.0}]
@@ -322,6 +323,18 @@ ENVS: tuple[EnvEntry, ...] = (
         kwargs={"num_pushers": 5, "num_targets": 2, "num_landmarks": 2, "max_cycles": 25},
         papers=("Kaleidoscope",),
         description="MPE-Push-v0 (5 pushers vs 2 scripted goal-seeking targets) in batched torch, mpe2 physics; TorchRL + PettingZoo.",
+        max_episode_steps=25,
+    ),
+    EnvEntry(
+        id="gymgen/WorldBatched-v0",
+        family="marl",
+        api="parallel",
+        entry_point=f"{_WORLD}:WorldParallelEnv",
+        batched_entry_point=f"{_WORLD}:WorldBatched",
+        kwargs={"num_predators": 4, "num_prey": 2, "num_obstacles": 1, "num_food": 2, "num_forests": 2,
+                "leader_comm": True, "max_cycles": 25},
+        papers=("Kaleidoscope",),
+        description="MPE-World-v0 (4 predators with a talking leader vs 2 scripted prey, forests) in batched torch, mpe2 physics; TorchRL + PettingZoo.",
         max_episode_steps=25,
     ),
     *(

@@ -199,13 +199,13 @@ class PushBatched(MPEBatchedEnv):
         self.single_agent_observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
         self.single_agent_action_space = spaces.Discrete(5)
         self.single_state_space = spaces.Box(-np.inf, np.inf, (P * self.obs_dim + T * self.target_obs_dim,), np.float32)
-        self._all_legal = torch.ones(batch_size, P, 5, dtype=torch.bool, device=self.device)
+        self._legal = torch.ones(batch_size, P, 5, dtype=torch.bool, device=self.device)
         self._finish_init()
 
     def _obs(self) -> dict[str, torch.Tensor]:
         pushers, targets = self.dyn.observe()
         state = torch.cat([pushers.reshape(self.num_envs, -1), targets.reshape(self.num_envs, -1)], dim=-1)
-        return {"observation": pushers, "action_mask": self._all_legal, "state": state}
+        return {"observation": pushers, "action_mask": self._legal, "state": state}
 
     def _world_discs(self, index: int) -> list[tuple[np.ndarray, float, tuple[int, int, int], bool]]:
         d = self.dyn

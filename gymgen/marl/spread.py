@@ -24,29 +24,37 @@ MASS = 1.0
 _MOVES = ((0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0))
 
 
-def contact_forces(pos: torch.Tensor, size: float = AGENT_SIZE) -> torch.Tensor:
-    """MPE's soft contact force on every agent from every other, ``(B, N, 2)`` from positions ``(B, N, 2)``.
+def contact_forces(pos: torch.Tensor, size: float | torch.Tensor = AGENT_SIZE) -> torch.Tensor:
+    """MPE's soft contact force on every entity from every other, ``(B, N, 2)`` from positions ``(B, N, 2)``.
 
-    ``f_ij = contact_force * d_ij / |d_ij| * k * log(1 + exp(-(|d_ij| - 2 size) / k))`` with ``d_ij = p_i - p_j``.
+    ``f_ij = contact_force * d_ij / |d_ij| * k * log(1 + exp(-(|d_ij| - (s_i + s_j)) / k))`` with
+    ``d_ij = p_i - p_j``; ``size`` is one radius for all or a ``(N,)`` tensor of radii. Fixed colliders
+    (MPE obstacles) go in as extra rows whose own forces the caller drops.
     """
     delta = pos.unsqueeze(2) - pos.unsqueeze(1)  # (B, N, N, 2): p_i - p_j
     dist = delta.norm(dim=-1, keepdim=True)
     k = CONTACT_MARGIN
+    size = torch.as_tensor(size, dtype=pos.dtype, device=pos.device)
+    dist_min = 2 * size if size.dim() == 0 else (size.view(-1, 1) + size.view(1, -1)).unsqueeze(-1)
     # logaddexp(0, z) as mpe2's numpy code (torch's softplus turns linear above z = 20, 2e-10 off in the force)
-    penetration = torch.logaddexp(torch.zeros((), dtype=pos.dtype, device=pos.device), -(dist - 2 * size) / k) * k
+    penetration = torch.logaddexp(torch.zeros((), dtype=pos.dtype, device=pos.device), -(dist - dist_min) / k) * k
     eye = torch.eye(pos.shape[1], dtype=torch.bool, device=pos.device).unsqueeze(-1)
     force = torch.where(eye, torch.zeros((), dtype=pos.dtype, device=pos.device),
                         CONTACT_FORCE * delta / dist.masked_fill(eye, 1.0) * penetration)
     return force.sum(dim=2)
 
 
-def integrate(pos: torch.Tensor, vel: torch.Tensor, force: torch.Tensor,
-              active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One MPE integration step (mpe2 ``World.integrate_state``, mass 1, no speed limit) of ``(B, N, 2)``
-    positions and velocities under ``force``: ``p += v dt``, then ``v = (1 - damping) v + f dt``; rows where
-    ``active`` is False keep their state."""
+def integrate(pos: torch.Tensor, vel: torch.Tensor, force: torch.Tensor, active: torch.Tensor | None = None,
+              max_speed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MPE integration step (mpe2 ``World.integrate_state``, mass 1) of ``(B, N, 2)`` positions and
+    velocities under ``force``: ``p += v dt``, then ``v = (1 - damping) v + f dt``, then, where ``max_speed``
+    (``(N,)``, optional) is exceeded, ``v`` is scaled down to it; rows where ``active`` is False keep their state."""
     new_pos = pos + vel * DT
     new_vel = vel * (1 - DAMPING) + force / MASS * DT
+    if max_speed is not None:
+        speed = new_vel.norm(dim=-1, keepdim=True)
+        cap = max_speed.view(1, -1, 1)
+        new_vel = torch.where(speed > cap, new_vel / speed.clamp_min(1e-30) * cap, new_vel)
     if active is None:
         return new_pos, new_vel
     m = active.view(-1, 1, 1)
@@ -178,7 +186,7 @@ class MPEBatchedEnv(MultiAgentBatchedEnv):
         self, action: torch.Tensor, active: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Step rows where ``active`` with a ``(B, agents)`` int action; rewards ``(B, agents)``, flags ``(B,)``."""
-        action = check_joint_action(action, self._all_legal, self.n_agents).to(self.device)
+        action = check_joint_action(action, self._legal, self.n_agents).to(self.device)
         reward, truncated = self.dyn.step(action, active)
         if active is not None:
             truncated = truncated & active
@@ -265,12 +273,12 @@ class SpreadBatched(MPEBatchedEnv):
         self.single_agent_observation_space = spaces.Box(-np.inf, np.inf, (self.obs_dim,), np.float32)
         self.single_agent_action_space = spaces.Discrete(5)
         self.single_state_space = spaces.Box(-np.inf, np.inf, (N * self.obs_dim,), np.float32)
-        self._all_legal = torch.ones(batch_size, N, 5, dtype=torch.bool, device=self.device)
+        self._legal = torch.ones(batch_size, N, 5, dtype=torch.bool, device=self.device)
         self._finish_init()
 
     def _obs(self) -> dict[str, torch.Tensor]:
         obs = self.dyn.observe()
-        return {"observation": obs, "action_mask": self._all_legal, "state": obs.reshape(self.num_envs, -1)}
+        return {"observation": obs, "action_mask": self._legal, "state": obs.reshape(self.num_envs, -1)}
 
     def _world_discs(self, index: int) -> list[tuple[np.ndarray, float, tuple[int, int, int], bool]]:
         pos = self.dyn.pos[index].detach().cpu().numpy().astype(np.float64)

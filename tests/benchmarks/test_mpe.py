@@ -1,4 +1,5 @@
-"""MPE throughput: gymgen's batched torch Spread and Push vs their mpe2-backed envs (mpe2 simple_spread; MPE-Push-v0), same run.
+"""MPE throughput: gymgen's batched torch Spread, Push and World vs their mpe2-backed envs (mpe2 simple_spread;
+MPE-Push-v0; MPE-World-v0), same run.
 
 Reported number: env steps/s = batch * steps / second (``benchmark.extra_info["env_steps_per_s"]``).
 mpe2 has no batched mode, so "batch 1024" for mpe2 is a Python loop over 1024 mpe2 parallel envs.
@@ -108,24 +109,35 @@ def test_pettingzoo_views_step_alike() -> None:
         assert ours.action_space(a) == ref.action_space(a)
 
 
-# ---- Push (Kaleidoscope's 5 pushers vs 2 scripted targets): MPE-Push-v0 (mpe2 world) vs PushBatched ------------
+# ---- Kaleidoscope's MPE tasks: the mpe2-world env (MPE-Push-v0: 5 pushers vs 2 scripted targets; MPE-World-v0:
+# 4 predators with a leader vs 2 scripted prey, forests) vs its batched torch twin --------------------------------
+# task: (mpe2-backed id, batched id, learners, observation size)
+KALEIDOSCOPE_TASKS = {
+    "push": ("gymgen/MPE-Push-v0", "gymgen/PushBatched-v0", 5, 18),
+    "world": ("gymgen/MPE-World-v0", "gymgen/WorldBatched-v0", 4, 34),
+}
+
+
+@pytest.mark.parametrize("task", sorted(KALEIDOSCOPE_TASKS))
 @pytest.mark.parametrize("batch", [1, 64])
-def test_mpe2_push(benchmark: Any, batch: int) -> None:
-    """gymgen/MPE-Push-v0 (mpe2's simple_push world + scripted targets), a Python loop over ``batch`` copies."""
-    envs = [gymgen.parallel_env("gymgen/MPE-Push-v0") for _ in range(batch)]
+def test_mpe2_kaleidoscope_task(benchmark: Any, task: str, batch: int) -> None:
+    """The mpe2-backed env (mpe2's world + scripted non-learners), a Python loop over ``batch`` copies."""
+    envs = [gymgen.parallel_env(KALEIDOSCOPE_TASKS[task][0]) for _ in range(batch)]
     for i, env in enumerate(envs):
         env.reset(seed=i)
     steps = 25 if batch == 1 else 2
-    benchmark.group = f"push batch {batch}"
+    benchmark.group = f"{task} batch {batch}"
     benchmark(_python_loop(envs, steps))
     _record(benchmark, steps * batch)
 
 
+@pytest.mark.parametrize("task", sorted(KALEIDOSCOPE_TASKS))
 @pytest.mark.parametrize("batch", [1, 64, 1024])
-def test_gymgen_push_batched(benchmark: Any, batch: int) -> None:
-    env = gymgen.make_batched("gymgen/PushBatched-v0", batch_size=batch)
-    run, state = _torchrl_loop(env, torch.randint(0, 5, (batch, 5), generator=torch.Generator().manual_seed(0)))
-    benchmark.group = f"push batch {min(batch, 64)}" if batch < 1024 else "push batch 1024"
+def test_gymgen_kaleidoscope_task_batched(benchmark: Any, task: str, batch: int) -> None:
+    _, batched_id, learners, obs_dim = KALEIDOSCOPE_TASKS[task]
+    env = gymgen.make_batched(batched_id, batch_size=batch)
+    run, state = _torchrl_loop(env, torch.randint(0, 5, (batch, learners), generator=torch.Generator().manual_seed(0)))
+    benchmark.group = f"{task} batch {min(batch, 64)}" if batch < 1024 else f"{task} batch 1024"
     benchmark(run)
     _record(benchmark, 25 * batch)
-    assert state["td"]["agents", "observation"].shape == (batch, 5, 18)
+    assert state["td"]["agents", "observation"].shape == (batch, learners, obs_dim)
