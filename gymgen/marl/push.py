@@ -10,15 +10,10 @@ from gymnasium import spaces
 
 from gymgen.core.parallel import parallel_env_view
 from gymgen.core.validation import check_int
-from gymgen.marl.spread import SENSITIVITY, _MOVES, MPEBatchedEnv, contact_forces, integrate
+from gymgen.marl.spread import SENSITIVITY, _MOVES, MPEBatchedEnv, contact_forces, integrate, to_rgb
 
 PUSH_AGENT_SIZE = 0.05  # mpe2's default entity size; simple_push keeps it for agents and landmarks
 _PUSHER_COLOR = (0.75, 0.25, 0.25)  # mpe2 simple_push colours (RGB in [0, 1])
-
-
-def _to_rgb(color: torch.Tensor | tuple[float, ...]) -> tuple[int, int, int]:
-    c = np.clip(np.asarray(color, dtype=np.float64), 0.0, 1.0)
-    return tuple(int(round(255 * v)) for v in c)  # type: ignore[return-value]
 
 
 class PushDynamics:
@@ -214,9 +209,9 @@ class PushBatched(MPEBatchedEnv):
         goal = int(d.goal[index])
         target_color = np.full(3, 0.25)
         target_color[goal + 1] += 0.5
-        groups = [(lms[i:i + 1], PUSH_AGENT_SIZE, _to_rgb(d.landmark_colors[i].cpu()), i == goal) for i in range(d.L)]
-        return groups + [(pos[: d.P], PUSH_AGENT_SIZE, _to_rgb(_PUSHER_COLOR), True),
-                         (pos[d.P:], PUSH_AGENT_SIZE, _to_rgb(target_color), True)]
+        groups = [(lms[i:i + 1], PUSH_AGENT_SIZE, to_rgb(d.landmark_colors[i].cpu()), i == goal) for i in range(d.L)]
+        return groups + [(pos[: d.P], PUSH_AGENT_SIZE, to_rgb(_PUSHER_COLOR), True),
+                         (pos[d.P:], PUSH_AGENT_SIZE, to_rgb(target_color), True)]
 
 
 PushParallelEnv = parallel_env_view(PushBatched, "PushParallelEnv")

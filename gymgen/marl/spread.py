@@ -61,6 +61,12 @@ def integrate(pos: torch.Tensor, vel: torch.Tensor, force: torch.Tensor, active:
     return torch.where(m, new_pos, pos), torch.where(m, new_vel, vel)
 
 
+def to_rgb(color: torch.Tensor | tuple[float, ...]) -> tuple[int, int, int]:
+    """An mpe2 colour (RGB floats in [0, 1]) as 0-255 ints, for ``world_frame``."""
+    c = np.clip(np.asarray(color, dtype=np.float64), 0.0, 1.0)
+    return tuple(int(round(255 * v)) for v in c)  # type: ignore[return-value]
+
+
 def world_frame(pixels: int, discs: list[tuple[np.ndarray, float, tuple[int, int, int], bool]]) -> np.ndarray:
     """A top-down ``(pixels, pixels, 3)`` picture of an MPE world, zoomed like mpe2 (the view spans the farthest
     entity, at least ``[-1, 1]^2``). ``discs``: ``(positions (n, 2), radius, colour, outlined)`` groups, drawn

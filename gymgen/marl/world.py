@@ -10,8 +10,7 @@ from gymnasium import spaces
 
 from gymgen.core.parallel import parallel_env_view
 from gymgen.core.validation import check_bool, check_int
-from gymgen.marl.push import _to_rgb
-from gymgen.marl.spread import _MOVES, MPEBatchedEnv, contact_forces, integrate
+from gymgen.marl.spread import _MOVES, MPEBatchedEnv, contact_forces, integrate, to_rgb
 
 # mpe2 simple_world_comm constants (scenario.make_world)
 PREDATOR_SIZE, PREY_SIZE = 0.075, 0.045
@@ -265,12 +264,12 @@ class WorldBatched(MPEBatchedEnv):
         pos = d.pos[index].detach().cpu().numpy().astype(np.float64)
         lms = d.landmarks[index].detach().cpu().numpy().astype(np.float64)
         O, F = d.O, d.F  # noqa: E741
-        return [(lms[O + F:], FOREST_SIZE, _to_rgb((0.6, 0.9, 0.6)), False),
-                (lms[:O], OBSTACLE_SIZE, _to_rgb((0.25, 0.25, 0.25)), False),
-                (lms[O:O + F], FOOD_SIZE, _to_rgb((0.15, 0.15, 0.65)), False),
-                (pos[:1], PREDATOR_SIZE, _to_rgb((0.65, 0.15, 0.15)), True),
-                (pos[1:d.A], PREDATOR_SIZE, _to_rgb((0.95, 0.45, 0.45)), True),
-                (pos[d.A:], PREY_SIZE, _to_rgb((0.45, 0.95, 0.45)), True)]
+        return [(lms[O + F:], FOREST_SIZE, to_rgb((0.6, 0.9, 0.6)), False),
+                (lms[:O], OBSTACLE_SIZE, to_rgb((0.25, 0.25, 0.25)), False),
+                (lms[O:O + F], FOOD_SIZE, to_rgb((0.15, 0.15, 0.65)), False),
+                (pos[:1], PREDATOR_SIZE, to_rgb((0.65, 0.15, 0.15)), True),
+                (pos[1:d.A], PREDATOR_SIZE, to_rgb((0.95, 0.45, 0.45)), True),
+                (pos[d.A:], PREY_SIZE, to_rgb((0.45, 0.95, 0.45)), True)]
 
 
 WorldParallelEnv = parallel_env_view(WorldBatched, "WorldParallelEnv")
