@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from gymgen.core.parallel import parallel_env_view
 from gymgen.core.validation import check_int
-from gymgen.marl.spread import SENSITIVITY, _MOVES, MPEBatchedEnv, contact_forces, integrate, to_rgb
+from gymgen.marl.spread import SENSITIVITY, _MOVES, MPEBatchedEnv, contact_forces, end_step, integrate, to_rgb
 
 PUSH_AGENT_SIZE = 0.05  # mpe2's default entity size; simple_push keeps it for agents and landmarks
 _PUSHER_COLOR = (0.75, 0.25, 0.25)  # mpe2 simple_push colours (RGB in [0, 1])
@@ -106,11 +106,7 @@ class PushDynamics:
         joint = torch.cat([action, self.target_actions()], dim=1)
         force = self.moves[joint] + contact_forces(self.pos, PUSH_AGENT_SIZE)
         self.pos, self.vel = integrate(self.pos, self.vel, force, active)
-        self.steps += 1 if active is None else active.long()
-        reward = self.rewards()
-        if active is not None:
-            reward = torch.where(active.unsqueeze(-1), reward, torch.zeros_like(reward))
-        return reward, self.steps >= self.max_cycles
+        return end_step(self, active)
 
 
 class PushBatched(MPEBatchedEnv):

@@ -67,6 +67,16 @@ def to_rgb(color: torch.Tensor | tuple[float, ...]) -> tuple[int, int, int]:
     return tuple(int(round(255 * v)) for v in c)  # type: ignore[return-value]
 
 
+def end_step(dyn: Any, active: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The common end of a batched MPE dynamics' ``step`` (``dyn`` has ``steps``, ``rewards()``, ``max_cycles``):
+    count the step in active rows, zero the rewards of inactive ones; return ``(reward, truncated)``."""
+    dyn.steps += 1 if active is None else active.long()
+    reward = dyn.rewards()
+    if active is not None:
+        reward = torch.where(active.unsqueeze(-1), reward, torch.zeros_like(reward))
+    return reward, dyn.steps >= dyn.max_cycles
+
+
 def world_frame(pixels: int, discs: list[tuple[np.ndarray, float, tuple[int, int, int], bool]]) -> np.ndarray:
     """A top-down ``(pixels, pixels, 3)`` picture of an MPE world, zoomed like mpe2 (the view spans the farthest
     entity, at least ``[-1, 1]^2``). ``discs``: ``(positions (n, 2), radius, colour, outlined)`` groups, drawn
@@ -146,11 +156,7 @@ class SpreadDynamics:
     def step(self, action: torch.Tensor, active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance rows where ``active`` by one MPE step; return ``(reward (B, N), truncated (B,))``."""
         self.pos, self.vel = integrate(self.pos, self.vel, self.moves[action] + contact_forces(self.pos), active)
-        self.steps += 1 if active is None else active.long()
-        reward = self.rewards()
-        if active is not None:
-            reward = torch.where(active.unsqueeze(-1), reward, torch.zeros_like(reward))
-        return reward, self.steps >= self.max_cycles
+        return end_step(self, active)
 
 
 def check_spread_args(N: Any, local_ratio: Any, max_cycles: Any) -> None:

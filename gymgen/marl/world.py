@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from gymgen.core.parallel import parallel_env_view
 from gymgen.core.validation import check_bool, check_int
-from gymgen.marl.spread import _MOVES, MPEBatchedEnv, contact_forces, integrate, to_rgb
+from gymgen.marl.spread import _MOVES, MPEBatchedEnv, contact_forces, end_step, integrate, to_rgb
 
 # mpe2 simple_world_comm constants (scenario.make_world)
 PREDATOR_SIZE, PREY_SIZE = 0.075, 0.045
@@ -151,11 +151,7 @@ class WorldDynamics:
         if self.leader_comm:
             said = torch.nn.functional.one_hot(action[:, 0] // 5, COMM_DIM).to(self.dtype)
             self.comm = said if active is None else torch.where(active.view(-1, 1), said, self.comm)
-        self.steps += 1 if active is None else active.long()
-        reward = self.rewards()
-        if active is not None:
-            reward = torch.where(active.unsqueeze(-1), reward, torch.zeros_like(reward))
-        return reward, self.steps >= self.max_cycles
+        return end_step(self, active)
 
 
 class WorldBatched(MPEBatchedEnv):
