@@ -53,6 +53,37 @@ def test_observation_and_info() -> None:
     env.close()
 
 
+def test_env_renders_from_other_threads() -> None:
+    """An env made in one thread steps in another (the leaderboard's timeout thread, a pool, a Ray actor) and
+    two threads render the same task's shared GL context at once; frames equal the single-thread ones.
+    Before the context was released after every frame, the helper thread failed with EGL_BAD_ACCESS."""
+    import threading
+
+    env = gymnasium.make("gymgen/MetaWorld-drawer-close-v0")
+    main_frame = env.reset(seed=3)[0]["image"]
+    frames: dict[str, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, make_own: bool) -> None:
+        try:
+            e = gymnasium.make("gymgen/MetaWorld-drawer-close-v0") if make_own else env
+            for _ in range(3):
+                frames[name] = e.reset(seed=3)[0]["image"]
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"t{i}", i > 0)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for name, frame in frames.items():
+        np.testing.assert_array_equal(frame, main_frame, err_msg=name)
+    np.testing.assert_array_equal(env.reset(seed=3)[0]["image"], main_frame)  # the main thread still renders
+    env.close()
+
+
 @pytest.mark.parametrize("bad", [np.array([2.0, 0, 0, 0], np.float32), np.array([np.nan, 0, 0, 0], np.float32),
                                  np.zeros(3, np.float32), "left"])
 def test_bad_actions_raise(bad) -> None:
