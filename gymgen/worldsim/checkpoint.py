@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from gymgen.core.tensorfile import read_tensor_file, write_tensor_file
-from gymgen.worldsim.model import ModelConfig, WorldModel
+from gymgen.worldsim.model import TOKEN_BASES, ModelConfig, WorldModel
 
 FORMAT = "gymgen-worldsim"
 FORMAT_VERSION = "2"  # 2: token world model (64x64); 1 was the 32x32 U-Net draft
@@ -52,7 +52,8 @@ def _is_number(v: Any) -> bool:
 
 
 def _model_config(path: Path, raw: Any) -> ModelConfig:
-    """The ``model_config`` metadata field as a :class:`ModelConfig`: every field a positive int."""
+    """The ``model_config`` metadata field as a :class:`ModelConfig`: ``base`` one of ``TOKEN_BASES``, every other
+    field a positive int (checkpoints written before ``base`` existed are conv-base checkpoints)."""
     where = f"{str(path)!r}: metadata field 'model_config'"
     if not isinstance(raw, dict):
         raise CheckpointError(f"{where} must be a JSON object of ModelConfig fields, got {type(raw).__name__} {raw!r}"[:300])
@@ -61,7 +62,10 @@ def _model_config(path: Path, raw: Any) -> ModelConfig:
     if unknown:
         raise CheckpointError(f"{str(path)!r}: model_config has unknown field(s) {unknown}; expected only {sorted(known)}")
     for k, v in raw.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if k == "base":
+            if v not in TOKEN_BASES:
+                raise CheckpointError(f"{str(path)!r}: model_config.base must be one of {TOKEN_BASES}, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise CheckpointError(f"{str(path)!r}: model_config.{k} must be an int >= 1, got {v!r}")
     cfg = ModelConfig(**raw)
     if cfg.size % cfg.patch:

@@ -2,7 +2,8 @@
 
 The same held-out split, inverse-dynamics probe and open-loop protocol as the diffusion base's run, so a
 token checkpoint of any game (Breakout, BattleZone) gets the h1/h8/h16 PSNR, SSIM, moving PSNR,
-delta-PSNR controllability and IDM accuracy, and its heads' reward/termination precision and recall.
+delta-PSNR controllability and IDM accuracy, and its heads' reward/termination precision and recall; on
+Breakout also the ball's 16-step open-loop survival (:mod:`gymgen.worldsim.objects`).
 
 ``python -m gymgen.worldsim.eval_token --checkpoint gymgen/worldsim/checkpoints/battlezone.safetensors --data out/worldsim_battlezone.npz --report docs/worldsim_battlezone_eval.json``
 """
@@ -21,6 +22,7 @@ import torch
 from gymgen.worldsim.checkpoint import load_checkpoint
 from gymgen.worldsim.data import load_episodes
 from gymgen.worldsim.evaluation import evaluate_base, token_step
+from gymgen.worldsim.objects import object_survival
 from gymgen.worldsim.train import Transitions, _split, _stage, head_metrics, train_inverse_dynamics
 
 
@@ -48,6 +50,10 @@ def evaluate_token_checkpoint(checkpoint: str | Path, data: str | Path, held_out
                                  _stage(seed, 4), dev)
     ev = lambda **kw: evaluate_base(token_step(ck.model), test, idm, n_actions, horizon, rollouts, seed=seed, **kw)  # noqa: E731
     results = {"token_film_motion": ev(), "token_base_action_free": ev(use_action=False)}
+    if ck.meta.get("game") == "Breakout":
+        for name, use_action in (("token_film_motion", True), ("token_base_action_free", False)):
+            results[name]["ball_survival"] = object_survival(token_step(ck.model), test, horizon, rollouts,
+                                                             use_action=use_action, seed=seed)
     test.tokenize(ck.model)
     cal = ck.meta["head_calibration"]
     results["token_film_motion"]["heads"] = {"on_generated": head_metrics(ck.model, test, dev, cal, rv),

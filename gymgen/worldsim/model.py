@@ -35,6 +35,9 @@ class ModelConfig:
     width: int = 32
     action_dim: int = 32
     n_reward_classes: int = 4
+    base: str = "conv"  # "conv" (BaseVideoModel) or "transformer" (gymgen.worldsim.transformer)
+    layers: int = 3  # transformer base only: blocks and attention heads
+    heads: int = 4
 
     @property
     def grid(self) -> int:
@@ -242,6 +245,20 @@ def sample_tokens(logits: torch.Tensor, temperature: float, generator: torch.Gen
     return (logits / temperature + gumbel).argmax(-1)
 
 
+TOKEN_BASES = ("conv", "transformer")
+
+
+def make_base(cfg: ModelConfig) -> nn.Module:
+    """The action-free base video model named by ``cfg.base``."""
+    if cfg.base == "conv":
+        return BaseVideoModel(cfg)
+    if cfg.base == "transformer":
+        from gymgen.worldsim.transformer import TransformerVideoModel
+
+        return TransformerVideoModel(cfg)
+    raise ValueError(f"unknown WorldSim token base {cfg.base!r}; expected one of {TOKEN_BASES}")
+
+
 class WorldModel(nn.Module):
     """Tokenizer + base video model + action module + reward/termination heads: one simulator step."""
 
@@ -249,7 +266,7 @@ class WorldModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tokenizer = PatchTokenizer(cfg)
-        self.base = BaseVideoModel(cfg)
+        self.base = make_base(cfg)
         self.action = ActionFiLM(cfg, self.base.film_channels)
         self.heads = RewardDoneHead(cfg)
 

@@ -66,6 +66,11 @@ class TrainConfig:
     motion_weight: float = 10.0
     bank_size: int = 128
     horizon: int = 8
+    base: str = "conv"  # the token base: "conv" (shipped WorldSim-v0) or "transformer"
+    layers: int = 3  # transformer base only
+    heads: int = 4
+    action_dim: int = 32  # width of the action module's embedding and hidden layer
+    ablate_full_finetune: bool = True  # with ablations: also the fully fine-tuned model (the slowest stage)
 
 
 class Transitions:
@@ -360,7 +365,8 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 20
     n_actions, meanings = int(env.action_space.n), env.unwrapped.get_action_meanings()
     env.close()
     cfg = ModelConfig(size=tc.size, patch=tc.patch, n_codes=tc.n_codes, context=tc.context, n_actions=n_actions,
-                      width=tc.width, n_reward_classes=len(rv))
+                      width=tc.width, n_reward_classes=len(rv), base=tc.base, layers=tc.layers, heads=tc.heads,
+                      action_dim=tc.action_dim)
 
     # (0) tokenizer: codebook of the training frames' patches (at most tc.n_codes; the model's
     # vocabulary is the codebook actually fitted, so no compute goes to unused codes)
@@ -420,9 +426,10 @@ def train_worldsim(out_path: str | Path, game: str = "Breakout", steps: int = 20
         t0 = time.time()
         plain = train_action_module(pretrained, cfg, tc, train, _stage(tc.seed, 2), dev, 0.0, full_finetune=False)
         results["film_plain_loss"] = ev(plain)
-        full = train_action_module(pretrained, cfg, tc, train, _stage(tc.seed, 2), dev, tc.motion_weight,
-                                   full_finetune=True)
-        results["full_finetune_motion"] = ev(full)
+        if tc.ablate_full_finetune:
+            full = train_action_module(pretrained, cfg, tc, train, _stage(tc.seed, 2), dev, tc.motion_weight,
+                                       full_finetune=True)
+            results["full_finetune_motion"] = ev(full)
         timings["ablations_s"] = time.time() - t0
         _log(f"ablations_s: {timings['ablations_s']:.0f} s")
     counts = torch.bincount(test.action, minlength=n_actions).float()
@@ -461,8 +468,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default=None, help="recorded .npz (default: record now with the fixed seed)")
     p.add_argument("--ablations", action="store_true", help="also train plain-loss and full-fine-tune variants")
     p.add_argument("--report", default=None, help="write the JSON report here")
+    p.add_argument("--base", default="conv", choices=("conv", "transformer"), help="the token base video model")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--action-dim", type=int, default=32)
+    p.add_argument("--no-full-finetune", action="store_true", help="with --ablations: skip the full fine-tune")
     a = p.parse_args(argv)
-    rep = train_worldsim(a.out, a.game, a.steps, a.seed, a.device, a.data, a.ablations)
+    rep = train_worldsim(a.out, a.game, a.steps, a.seed, a.device, a.data, a.ablations, base=a.base, batch=a.batch,
+                         action_dim=a.action_dim, ablate_full_finetune=not a.no_full_finetune)
     txt = json.dumps(rep, indent=1)
     if a.report:
         Path(a.report).write_text(txt)

@@ -48,6 +48,7 @@ def test_missing_metadata_key_is_named(tmp_path: Path, key: str) -> None:
         ("model_config", {"width": "wide"}, r"model_config\.width must be an int >= 1, got 'wide'"),
         ("model_config", {"width": -3}, r"model_config\.width must be an int >= 1, got -3"),
         ("model_config", {"widht": 16}, r"model_config has unknown field\(s\) \['widht'\]"),
+        ("model_config", {"base": "rnn"}, r"model_config\.base must be one of \('conv', 'transformer'\), got 'rnn'"),
         ("reward_values", [0.0, 1.0, "x", 7.0], r"reward_values must be 4 finite numbers"),
         ("reward_values", [0.0, 1.0, float("nan"), 7.0], r"reward_values must be 4 finite numbers"),
         ("action_meanings", ["NOOP"], r"action_meanings must be a list of 4 strings"),
