@@ -419,8 +419,8 @@ ENVS: tuple[EnvEntry, ...] = (
             extra="worldsim",
         )
         for game, desc in (
-            ("Breakout", "Same simulator as WorldSim-v0, named by its source game; base='diffusion' samples "
-                         "frames with the EDM diffusion base instead."),
+            ("Breakout", "Same simulator as WorldSim-v0, named by its source game; base='transformer' or "
+                         "base='diffusion' select the other bases (their checkpoints are not shipped; see seeds/DWS.toml)."),
         )
     ),
     # ---- worldsim: end -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Print the DWS issue-19 result tables (markdown) from the JSON reports the suite writes.
 
 Usage: python scripts/dws_tables.py [docs/worldsim_diffusion_report.json docs/worldsim_robot_report.json ...]
+(also docs/worldsim_breakout_eval.json, docs/worldsim_transformer_eval.json: ball survival; docs/worldsim_ranking.json)
 """
 
 from __future__ import annotations
@@ -41,6 +42,31 @@ def heads_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def survival_table(results: dict) -> str:
+    """Ball survival (``gymgen.worldsim.objects``) of every variant that has it."""
+    lines = ["| variant | rollouts with the ball | present @1 / @8 / @16 | tracked @1 / @8 / @16 | survives 16 steps | "
+             "tracked all 16 |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        b = r.get("ball_survival")
+        if b:
+            at = lambda xs: " / ".join(_f(xs[h - 1]) for h in (1, 8, 16))  # noqa: E731
+            lines.append(f"| {name} | {b['n_with_ball']} | {at(b['present'])} | {at(b['tracked'])} | "
+                         f"{_f(b['survive_16'])} | {_f(b['survive_tracked_16'])} |")
+    return "\n".join(lines)
+
+
+def ranking_table(rep: dict) -> str:
+    """Per-policy returns in the simulator and the real game, and the rank agreement."""
+    lines = ["| policy | simulator return | real return | simulator length | real length |", "|---|---|---|---|---|"]
+    for p in rep["policies"]:
+        lines.append(f"| {p['policy']} | {_f(p['sim_mean'])} ± {_f(p['sim_ci95'])} | {_f(p['real_mean'])} ± "
+                     f"{_f(p['real_ci95'])} | {_f(p.get('sim_length_mean'))} | {_f(p.get('real_length_mean'))} |")
+    lines.append(f"\nSpearman rho {_f(rep['spearman_rho'])} (p {_f(rep['spearman_p'])}), Kendall tau "
+                 f"{_f(rep['kendall_tau'])} (p {_f(rep['kendall_p'])}); {rep['episodes']} episodes per policy and world, "
+                 f"simulator {rep.get('sim_kwargs') or 'argmax'}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     for p in sys.argv[1:] or DEFAULT:
         if not Path(p).is_file():
@@ -48,7 +74,12 @@ def main() -> None:
             continue
         rep = json.loads(Path(p).read_text())
         print(f"## {p}\n")
+        if "policies" in rep:
+            print(ranking_table(rep) + "\n")
+            continue
         print(open_loop_table(rep["results"]) + "\n")
+        if any("ball_survival" in r for r in rep["results"].values()):
+            print(survival_table(rep["results"]) + "\n")
         if any("heads" in r for r in rep["results"].values()):
             print(heads_table(rep["results"]) + "\n")
         print(f"params: {rep.get('params')}; timings_s: {rep.get('timings_s')}\n")
