@@ -83,22 +83,19 @@ class _SharedContext:
             raise RuntimeError("MuJoCo has no OpenGL backend (MUJOCO_GL is 'disabled'?)")
         self.gl = gl_context.GLContext(size, size)
         self._lock = threading.Lock()  # two threads drawing at once would both need the context current
-        with self._current():
+        with self.drawing():
             self.con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_50)
             mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.con)
 
     @contextlib.contextmanager
-    def _current(self) -> Iterator[None]:
+    def drawing(self) -> Iterator[None]:
+        """``with ctx.drawing(): ...`` draws with this context current in the calling thread, then releases it."""
         with self._lock:
             self.gl.make_current()
             try:
                 yield
             finally:
                 _release_current_gl(self.gl)
-
-    def drawing(self) -> contextlib.AbstractContextManager[None]:
-        """``with ctx.drawing(): ...`` draws with this context current in the calling thread, then releases it."""
-        return self._current()
 
     def close(self) -> None:
         con, self.con = getattr(self, "con", None), None
