@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from gymgen.worldsim.data import Episodes, load_episodes, make_real_env, record_episodes, save_episodes
 from gymgen.worldsim.metrics import InverseDynamics, psnr, psnr_moving, ssim
 from gymgen.worldsim.model import (
+    TOKEN_BASES,
     ModelConfig,
     WorldModel,
     count_params,
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default=None, help="recorded .npz (default: record now with the fixed seed)")
     p.add_argument("--ablations", action="store_true", help="also train plain-loss and full-fine-tune variants")
     p.add_argument("--report", default=None, help="write the JSON report here")
-    p.add_argument("--base", default="conv", choices=("conv", "transformer"), help="the token base video model")
+    p.add_argument("--base", default="conv", choices=TOKEN_BASES, help="the token base video model")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--action-dim", type=int, default=32)
     p.add_argument("--no-full-finetune", action="store_true", help="with --ablations: skip the full fine-tune")
