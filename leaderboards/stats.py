@@ -2,15 +2,31 @@
 
 Scores are arrays ``(runs, tasks)`` per agent. Implemented with numpy + scipy (no ``arch``/``rliable``
 dependency): IQM, mean, stratified bootstrap percentile CIs, probability of improvement, performance
-profiles. Checked against hand-computed values in tests/leaderboards/test_stats.py.
+profiles, and the 95% Student-t interval over seeds that the per-family reports print. Checked against
+hand-computed values in tests/leaderboards/test_lb_stats.py.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Iterable
 
 import numpy as np
 from scipy import stats as sps
+
+
+def mean_t_interval(values: Iterable[float]) -> tuple[float, float]:
+    """Mean of the finite ``values`` and the half-width of its two-sided 95% Student-t interval.
+
+    The per-seed summary every report uses (few seeds, so t rather than bootstrap): ``(nan, nan)`` for no
+    finite value, ``(x, nan)`` for one (an interval from one seed does not exist).
+    """
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), float("nan")
+    return float(x.mean()), float(sps.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
 def normalise(score: np.ndarray, random: float, reference: float) -> np.ndarray:

@@ -4,7 +4,8 @@
 writes ``<out>.png`` (return on the current phase and on phase 0; critic and actor dormant ratios at
 tau 0.1 and 0, over all units (solid) and over connected units (dotted, differs only for sparse nets);
 critic FAU and srank; against env steps: mean over seeds with a 95% t-interval band, phase boundaries
-dashed), ``<out>.json`` (every curve) and ``<out>.md`` (per-agent table with 95% CIs).
+dashed), ``<out>.json`` (every curve, every run's summaries by seed, the paired differences) and ``<out>.md``
+(per-agent table with 95% CIs, then ``--paired-against`` (default ``ne``) minus each agent, seed by seed).
 Summaries per run, then mean and 95% t-interval over seeds (3 seeds: t = 4.30):
 
 - ``last_phase_return``: mean ``return_current_phase`` over the eval points of the last phase;
@@ -22,30 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gymgen.leaderboards.stats import mean_t_interval as mean_ci
+
 CURVES = ("return_current_phase", "return", "critic/dormant_ratio_tau0.1", "critic/dormant_ratio_tau0",
           "critic/active_unit_fraction", "critic/srank", "actor/dormant_ratio_tau0.1", "actor/dormant_ratio_tau0")
 CONNECTED = tuple(f"{m}_connected" for m in CURVES if "dormant" in m)
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for one value)."""
-    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1:
-        return float(x[0]), 0.0
-    t = _T975.get(x.size - 1, 1.96)
-    return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
-
-
 def load(db: str, suite: str) -> tuple[dict[str, dict[int, dict[str, dict[int, float]]]], int]:
     """``{agent: {seed: {metric: {step: value}}}}`` of the ok runs, and the env's ``shift_every`` (0 if none)."""
     from gymgen.leaderboards.store import Store
@@ -66,32 +54,67 @@ def _phase(step: int, shift: int) -> int:
     return 0 if shift <= 0 else (step - 1) // shift
 
 
-def summarize(data: dict, shift: int) -> dict[str, dict[str, tuple[float, float]]]:
-    out = {}
+def per_seed_values(data: dict, shift: int) -> dict[str, dict[str, dict[int, float]]]:
+    """``{agent: {summary: {seed: value}}}``: each run's summaries (the keys in the module docstring)."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
     for agent, seeds in sorted(data.items()):
-        per_seed: dict[str, list[float]] = defaultdict(list)
-        for runs in seeds.values():
+        per_seed: dict[str, dict[int, float]] = defaultdict(dict)
+        for seed, runs in sorted(seeds.items()):
             ret = runs.get("return_current_phase", {})
             if not ret:
                 continue
             steps = sorted(ret)
             last = _phase(steps[-1], shift)
-            per_seed["last_phase_return"].append(float(np.mean([ret[s] for s in steps if _phase(s, shift) == last])))
-            per_seed["mean_return"].append(float(np.mean([ret[s] for s in steps])))
+            per_seed["last_phase_return"][seed] = float(np.mean([ret[s] for s in steps if _phase(s, shift) == last]))
+            per_seed["mean_return"][seed] = float(np.mean([ret[s] for s in steps]))
             later = [s for s in steps if _phase(s, shift) > 0] or steps
-            per_seed["after_shift_return"].append(float(np.mean([ret[s] for s in later])))
-            per_seed["final_return"].append(float(ret[steps[-1]]))
-            per_seed["last_half_return"].append(float(np.mean([ret[s] for s in steps[len(steps) // 2:]])))
+            per_seed["after_shift_return"][seed] = float(np.mean([ret[s] for s in later]))
+            per_seed["final_return"][seed] = float(ret[steps[-1]])
+            per_seed["last_half_return"][seed] = float(np.mean([ret[s] for s in steps[len(steps) // 2:]]))
             for net in ("critic", "actor"):
                 for tau in ("0.1", "0"):
                     for suffix in ("", "_connected"):
                         d = runs.get(f"{net}/dormant_ratio_tau{tau}{suffix}", {})
                         if d:
-                            per_seed[f"{net}_dormant_tau{tau}{suffix}"].append(float(np.mean([d[s] for s in later if s in d])))
+                            per_seed[f"{net}_dormant_tau{tau}{suffix}"][seed] = float(np.mean([d[s] for s in later if s in d]))
             d = runs.get("critic/dormant_ratio_tau0.1", {})
             if d:
-                per_seed["final_critic_dormant_tau0.1"].append(d[max(d)])
-        out[agent] = {k: mean_ci(v) for k, v in per_seed.items()} | {"seeds": (float(len(seeds)), 0.0)}
+                per_seed["final_critic_dormant_tau0.1"][seed] = d[max(d)]
+        out[agent] = dict(per_seed)
+    return out
+
+
+def summarize(data: dict, shift: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per agent and summary: mean and 95% t-interval half-width over seeds, plus ``seeds``."""
+    values = per_seed_values(data, shift)
+    return {agent: {k: mean_ci(list(v.values())) for k, v in values[agent].items()} | {"seeds": (float(len(seeds)), 0.0)}
+            for agent, seeds in sorted(data.items())}
+
+
+PAIRED = ("final_return", "last_half_return", "mean_return", "critic_dormant_tau0.1", "actor_dormant_tau0.1")
+
+
+def paired(values: dict[str, dict[str, dict[int, float]]], reference: str) -> dict[str, dict[str, dict[str, float]]]:
+    """``reference`` minus every other agent, seed by seed (the seeds both have), for the ``PAIRED`` summaries.
+
+    Per agent and summary: ``mean`` and ``ci95`` (t-interval half-width) of the differences, ``seeds`` paired,
+    and ``ahead``: on how many seeds ``reference`` is better (a higher return, a lower dormant ratio).
+    """
+    if reference not in values:
+        raise ValueError(f"reference agent {reference!r} has no ok runs; agents: {sorted(values)}")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for agent in sorted(values):
+        if agent == reference:
+            continue
+        out[agent] = {}
+        for key in PAIRED:
+            ref, other = values[reference].get(key, {}), values[agent].get(key, {})
+            diffs = [ref[s] - other[s] for s in sorted(set(ref) & set(other))]
+            if not diffs:
+                continue
+            m, c = mean_ci(diffs)
+            better = [d < 0 if "dormant" in key else d > 0 for d in diffs]
+            out[agent][key] = {"mean": m, "ci95": c, "seeds": float(len(diffs)), "ahead": float(sum(better))}
     return out
 
 
@@ -168,12 +191,33 @@ def markdown(summary: dict, title: str, shift: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_markdown(table: dict, reference: str) -> str:
+    keys = [k for k in PAIRED if any(k in row for row in table.values())]
+    lines = [f"#### {reference} minus each agent, paired by seed", "",
+             "mean ± 95% t-interval half-width of the per-seed differences; (k/n): seeds where "
+             f"{reference} is better (higher return, lower dormant ratio)", "",
+             "| agent | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for agent, row in table.items():
+        cells = []
+        for k in keys:
+            if k not in row:
+                cells.append("")
+                continue
+            d = row[k]
+            fmt = "{:+.3f} ± {:.3f}" if "dormant" in k else "{:+.0f} ± {:.0f}"
+            cells.append(fmt.format(d["mean"], d["ci95"]) + f" ({int(d['ahead'])}/{int(d['seeds'])})")
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True)
     ap.add_argument("--suite", default="ne")
     ap.add_argument("--out", required=True, help="path prefix for .png, .json and .md")
     ap.add_argument("--title", default="")
+    ap.add_argument("--paired-against", default="ne",
+                    help="agent name whose per-seed differences to every other agent are tabulated (skipped if absent)")
     args = ap.parse_args(argv)
     data, shift = load(args.db, args.suite)
     if not data:
@@ -182,11 +226,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            else f"suite {args.suite}: {len(data)} agents, stationary env")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary, curve = summarize(data, shift), curves(data)
+    summary, curve, values = summarize(data, shift), curves(data), per_seed_values(data, shift)
+    md = markdown(summary, title, shift)
+    doc: dict[str, Any] = {"shift_every": shift, "summary": summary, "per_seed": values}
+    if args.paired_against in values:
+        table = paired(values, args.paired_against)
+        doc["paired_against"], doc["paired"] = args.paired_against, table
+        md += "\n" + paired_markdown(table, args.paired_against)
+    doc["curves"] = curve
     plot(curve, shift, out.with_suffix(".png"), title)
-    out.with_suffix(".json").write_text(json.dumps({"shift_every": shift, "summary": summary, "curves": curve}, indent=1))
-    out.with_suffix(".md").write_text(markdown(summary, title, shift))
-    print(markdown(summary, title, shift))
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
+    out.with_suffix(".md").write_text(md)
+    print(md)
     return summary
 
 

@@ -36,19 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# two-sided 95% Student-t quantiles by degrees of freedom
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of its 95% Student-t confidence interval (nan half-width for one value)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    if v.size == 1:
-        return float(v[0]), float("nan")
-    return float(v.mean()), float(_T95.get(v.size - 1, 1.96) * v.std(ddof=1) / math.sqrt(v.size))
-
+from gymgen.leaderboards.stats import mean_t_interval as ci95
 
 def _modules() -> dict[str, tuple[Any, type]]:
     from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn

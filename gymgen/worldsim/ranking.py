@@ -20,13 +20,13 @@ lengths, and Spearman's rho and Kendall's tau between the two orderings.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from gymgen.leaderboards.stats import mean_t_interval
 from gymgen.worldsim.objects import ball_position, paddle_x
 
 NOOP, FIRE, RIGHT, LEFT = 0, 1, 2, 3
@@ -118,12 +118,6 @@ def real_returns(policy: LadderPolicy, episodes: int, max_steps: int, seed: int,
     return np.asarray(out, np.float64), np.asarray(lengths, np.float64)
 
 
-def _ci95(x: np.ndarray) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
 def rank_agreement(sim: list[float], real: list[float]) -> dict[str, float]:
     """Spearman's rho and Kendall's tau (tau-b, ties counted) between two score lists of the same policies."""
     from scipy import stats
@@ -144,8 +138,8 @@ def policy_ranking(ladder: list[LadderPolicy] | None = None, episodes: int = 32,
     for i, pol in enumerate(ladder):
         s, s_len = sim_returns(pol, episodes, max_steps, seed + i, sim_kwargs)
         r, r_len = real_returns(pol, episodes, max_steps, seed + i)
-        rows.append({"policy": pol.name, "sim_mean": float(s.mean()), "sim_ci95": _ci95(s),
-                     "real_mean": float(r.mean()), "real_ci95": _ci95(r),
+        rows.append({"policy": pol.name, "sim_mean": float(s.mean()), "sim_ci95": mean_t_interval(s)[1],
+                     "real_mean": float(r.mean()), "real_ci95": mean_t_interval(r)[1],
                      "sim_length_mean": float(s_len.mean()), "real_length_mean": float(r_len.mean())})
     agree = rank_agreement([r["sim_mean"] for r in rows], [r["real_mean"] for r in rows])
     return {"episodes": episodes, "max_steps": max_steps, "seed": seed, "sim_kwargs": sim_kwargs or {},

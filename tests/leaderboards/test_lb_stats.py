@@ -52,3 +52,14 @@ def test_bootstrap_is_stratified_and_covers() -> None:
     # CI of a mean of 30 N(0,1) draws: half-width ~ 1.96 / sqrt(30) = 0.36
     assert 0.25 < (hi - lo) / 2 < 0.5
     assert stats.stratified_bootstrap_ci(z, stats.mean, reps=200, seed=3) == stats.stratified_bootstrap_ci(z, stats.mean, reps=200, seed=3)
+
+
+def test_mean_t_interval_by_hand() -> None:
+    # 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.303
+    m, hw = stats.mean_t_interval([1.0, 2.0, 3.0, float("nan")])
+    assert m == pytest.approx(2.0) and hw == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
+    one, none = stats.mean_t_interval([5.0]), stats.mean_t_interval([])
+    assert one[0] == 5.0 and np.isnan(one[1]) and np.isnan(none[0]) and np.isnan(none[1])
+    # large n: the t quantile tends to 1.96
+    x = np.arange(400, dtype=float)
+    assert stats.mean_t_interval(x)[1] == pytest.approx(1.966 * x.std(ddof=1) / 20, rel=1e-3)
