@@ -144,10 +144,12 @@ def _records(paths: list[str | Path]) -> Iterator[tuple[str | None, dict[str, An
 _MASK_METRICS = ("pairwise_mask_distance", "effective_params", "flops_ratio")
 
 
-def summary(paths: list[str | Path], thresholds: list[float]) -> str:
+def summary(paths: list[str | Path], thresholds: list[float], paired_against: str | None = None) -> str:
     """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds, and time to
     thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge.
-    A path given as ``"label=path"`` shows ``label`` instead (its file should hold one configuration)."""
+    A path given as ``"label=path"`` shows ``label`` instead (its file should hold one configuration).
+    ``paired_against`` (a label or method as shown) adds a table of its per-seed differences to every other
+    method on the same env (see :func:`paired`)."""
     runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for label, rec in _records(paths):
         cfg = rec["run"].get("config")
@@ -180,6 +182,31 @@ def summary(paths: list[str | Path], thresholds: list[float]) -> str:
             ttt.append(", ".join(times))
         row = [method, env.replace("gymgen/", ""), str(len(seeds)), "/".join(map(str, steps)), *cells, f"{wall:.0f}", load, *ttt]
         lines.append("| " + " | ".join(row) + " |")
+    if paired_against is not None:
+        lines += ["", paired(runs, paired_against)]
+    return "\n".join(lines)
+
+
+def paired(runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]], reference: str) -> str:
+    """Markdown: ``reference`` minus each other method on the same env, seed by seed (the seeds both ran), on
+    the final ``test_win_rate`` (or ``test_return`` where there is none): mean +- 95% CI of the differences and
+    on how many seeds ``reference`` is ahead. Paired differences remove the seed's shared luck (same env seeds)."""
+    refs = {env: seeds for (method, env), seeds in runs.items() if method == reference}
+    if not refs:
+        raise SystemExit(f"--paired-against {reference!r} matches no method; methods: {sorted({m for m, _ in runs})}")
+    lines = [f"| {reference} minus | env | metric | paired seeds | difference (mean ± 95% CI) | ahead on |", "|---|---|---|---|---|---|"]
+    for (method, env), seeds in sorted(runs.items()):
+        if method == reference or env not in refs:
+            continue
+        common = sorted(set(seeds) & set(refs[env]))
+        metric = next((m for m in ("test_win_rate", "test_return") if common and m in seeds[common[0]][-1]), None)
+        if metric is None:
+            continue
+        diffs = [refs[env][s][-1][metric] - seeds[s][-1][metric] for s in common]
+        mean, hw = ci95(diffs)
+        ci = f"{mean:+.3f} ± {hw:.3f}" if not math.isnan(hw) else f"{mean:+.3f}"
+        lines.append(f"| {method} | {env.replace('gymgen/', '')} | {metric.replace('test_', '')} | {len(common)} | {ci} | "
+                     f"{sum(d > 0 for d in diffs)} of {len(common)} |")
     return "\n".join(lines)
 
 
@@ -265,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("summary")
     s.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')
     s.add_argument("--threshold", type=float, nargs="*", default=[0.8, 0.9])
+    s.add_argument("--paired-against", default=None, help="label (or method) whose per-seed differences to the others to add")
     pl = sub.add_parser("plot")
     pl.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')
     pl.add_argument("--out", type=Path, required=True)
@@ -293,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             refs[name] = float(value)
         print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title, a.mean, refs))
     else:
-        print(summary(a.paths, a.threshold))
+        print(summary(a.paths, a.threshold, a.paired_against))
     return 0
 
 

@@ -79,3 +79,15 @@ def test_mean_plot_takes_labelled_files(tmp_path):
     png = tmp_path / "m.png"
     main(["plot", f"FuPS={a}", f"NoPS={b}", "--mean", "--x", "env_steps", "--reference", "random=0.05", "--out", str(png)])
     assert png.stat().st_size > 1000
+
+
+def test_summary_pairs_seeds_against_a_reference(tmp_path):
+    plain, kalei = tmp_path / "q.jsonl", tmp_path / "k.jsonl"
+    _synthetic_runs(plain, "qmix", {}, {0: [0.1, 0.5], 1: [0.2, 0.7], 2: [0.1, 0.9]})
+    _synthetic_runs(kalei, "kaleidoscope_qmix", {}, {0: [0.2, 0.6], 1: [0.3, 0.8]})
+    table = summary([f"Q={plain}", f"K={kalei}"], [], paired_against="K")
+    # seeds 0 and 1 only (seed 2 has no Kaleidoscope run): differences +0.1 and +0.1
+    row = next(line for line in table.splitlines() if line.startswith("| Q | SMACLite-3m-v0 | win_rate"))
+    assert "| 2 | +0.100 ± 0.000 | 2 of 2 |" in row
+    with pytest.raises(SystemExit, match="'nobody'.*K"):
+        summary([f"Q={plain}", f"K={kalei}"], [], paired_against="nobody")
