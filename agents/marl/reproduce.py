@@ -204,7 +204,8 @@ def paired(runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]], referen
             continue
         diffs = [refs[env][s][-1][metric] - seeds[s][-1][metric] for s in common]
         mean, hw = ci95(diffs)
-        ci = f"{mean:+.3f} ± {hw:.3f}" if not math.isnan(hw) else f"{mean:+.3f}"
+        d = 3 if metric == "test_win_rate" else 2
+        ci = f"{mean:+.{d}f} ± {hw:.{d}f}" if not math.isnan(hw) else f"{mean:+.{d}f}"
         lines.append(f"| {method} | {env.replace('gymgen/', '')} | {metric.replace('test_', '')} | {len(common)} | {ci} | "
                      f"{sum(d > 0 for d in diffs)} of {len(common)} |")
     return "\n".join(lines)
