@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary, curve, values = summarize(data, shift), curves(data), per_seed_values(data, shift)
     md = markdown(summary, title, shift)
     doc: dict[str, Any] = {"shift_every": shift, "summary": summary, "per_seed": values}
-    if args.paired_against in values:
+    if args.paired_against in values and len(values) > 1:
         table = paired(values, args.paired_against)
         doc["paired_against"], doc["paired"] = args.paired_against, table
         md += "\n" + paired_markdown(table, args.paired_against)
