@@ -29,6 +29,23 @@ def mean_t_interval(values: Iterable[float]) -> tuple[float, float]:
     return float(x.mean()), float(sps.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
+def paired_difference(reference: dict[int, float], other: dict[int, float],
+                      higher_is_better: bool = True) -> dict[str, float] | None:
+    """``reference`` minus ``other`` seed by seed, over the seeds both have (``{seed: value}`` each).
+
+    Pairing removes the luck two methods share on one seed (same env seeds). Returns ``mean`` and ``ci95``
+    (:func:`mean_t_interval` of the differences), ``seeds`` (how many were paired) and ``ahead`` (on how many
+    seeds ``reference`` is better: a higher value, or a lower one with ``higher_is_better=False``); ``None``
+    when no seed is shared.
+    """
+    diffs = [reference[s] - other[s] for s in sorted(set(reference) & set(other))]
+    if not diffs:
+        return None
+    m, c = mean_t_interval(diffs)
+    ahead = sum(d > 0 if higher_is_better else d < 0 for d in diffs)
+    return {"mean": m, "ci95": c, "seeds": float(len(diffs)), "ahead": float(ahead)}
+
+
 def normalise(score: np.ndarray, random: float, reference: float) -> np.ndarray:
     """``(score - random) / (reference - random)``: random -> 0, reference -> 1 (works for lower-is-better
     metrics too, e.g. tv_exact with reference 0). Raises when the two anchors coincide."""

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from gymgen.leaderboards.stats import mean_t_interval as mean_ci
+from gymgen.leaderboards.stats import mean_t_interval as mean_ci, paired_difference
 
 CURVES = ("return_current_phase", "return", "critic/dormant_ratio_tau0.1", "critic/dormant_ratio_tau0",
           "critic/active_unit_fraction", "critic/srank", "actor/dormant_ratio_tau0.1", "actor/dormant_ratio_tau0")
@@ -84,9 +84,9 @@ def per_seed_values(data: dict, shift: int) -> dict[str, dict[str, dict[int, flo
     return out
 
 
-def summarize(data: dict, shift: int) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per agent and summary: mean and 95% t-interval half-width over seeds, plus ``seeds``."""
-    values = per_seed_values(data, shift)
+def summarize(data: dict, values: dict[str, dict[str, dict[int, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per agent and summary: mean and 95% t-interval half-width over seeds of ``values`` (from
+    :func:`per_seed_values`), plus ``seeds`` (the runs ``data`` holds for the agent)."""
     return {agent: {k: mean_ci(list(v.values())) for k, v in values[agent].items()} | {"seeds": (float(len(seeds)), 0.0)}
             for agent, seeds in sorted(data.items())}
 
@@ -108,13 +108,10 @@ def paired(values: dict[str, dict[str, dict[int, float]]], reference: str) -> di
             continue
         out[agent] = {}
         for key in PAIRED:
-            ref, other = values[reference].get(key, {}), values[agent].get(key, {})
-            diffs = [ref[s] - other[s] for s in sorted(set(ref) & set(other))]
-            if not diffs:
-                continue
-            m, c = mean_ci(diffs)
-            better = [d < 0 if "dormant" in key else d > 0 for d in diffs]
-            out[agent][key] = {"mean": m, "ci95": c, "seeds": float(len(diffs)), "ahead": float(sum(better))}
+            diff = paired_difference(values[reference].get(key, {}), values[agent].get(key, {}),
+                                     higher_is_better="dormant" not in key)
+            if diff is not None:
+                out[agent][key] = diff
     return out
 
 
@@ -226,7 +223,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            else f"suite {args.suite}: {len(data)} agents, stationary env")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary, curve, values = summarize(data, shift), curves(data), per_seed_values(data, shift)
+    values = per_seed_values(data, shift)
+    summary, curve = summarize(data, values), curves(data)
     md = markdown(summary, title, shift)
     doc: dict[str, Any] = {"shift_every": shift, "summary": summary, "per_seed": values}
     if args.paired_against in values and len(values) > 1:

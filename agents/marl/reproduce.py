@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gymgen.leaderboards.stats import mean_t_interval as ci95
+from gymgen.leaderboards.stats import mean_t_interval as ci95, paired_difference
 
 def _modules() -> dict[str, tuple[Any, type]]:
     from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn
@@ -202,12 +202,12 @@ def paired(runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]], referen
         metric = next((m for m in ("test_win_rate", "test_return") if common and m in seeds[common[0]][-1]), None)
         if metric is None:
             continue
-        diffs = [refs[env][s][-1][metric] - seeds[s][-1][metric] for s in common]
-        mean, hw = ci95(diffs)
+        diff = paired_difference({s: refs[env][s][-1][metric] for s in common}, {s: seeds[s][-1][metric] for s in common})
+        mean, hw = diff["mean"], diff["ci95"]
         d = 3 if metric == "test_win_rate" else 2
         ci = f"{mean:+.{d}f} ± {hw:.{d}f}" if not math.isnan(hw) else f"{mean:+.{d}f}"
         lines.append(f"| {method} | {env.replace('gymgen/', '')} | {metric.replace('test_', '')} | {len(common)} | {ci} | "
-                     f"{sum(d > 0 for d in diffs)} of {len(common)} |")
+                     f"{int(diff['ahead'])} of {len(common)} |")
     return "\n".join(lines)
 
 

@@ -63,3 +63,14 @@ def test_mean_t_interval_by_hand() -> None:
     # large n: the t quantile tends to 1.96
     x = np.arange(400, dtype=float)
     assert stats.mean_t_interval(x)[1] == pytest.approx(1.966 * x.std(ddof=1) / 20, rel=1e-3)
+
+
+def test_paired_difference_by_hand() -> None:
+    # shared seeds 0, 1, 2: differences 1, 2, 3 -> mean 2, half-width 4.3027/sqrt(3); seed 3 has no partner
+    ref, other = {0: 2.0, 1: 3.0, 2: 6.0, 3: 9.0}, {0: 1.0, 1: 1.0, 2: 3.0, 7: 0.0}
+    d = stats.paired_difference(ref, other)
+    assert d["mean"] == pytest.approx(2.0) and d["ci95"] == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
+    assert d["seeds"] == 3 and d["ahead"] == 3
+    # lower is better (a dormant ratio): the reference is higher on every seed, so ahead on none
+    assert stats.paired_difference(ref, other, higher_is_better=False)["ahead"] == 0
+    assert stats.paired_difference({0: 1.0}, {1: 1.0}) is None

@@ -22,8 +22,12 @@ def _runs() -> dict:
     return data
 
 
+def _summary(data: dict, shift: int) -> dict:
+    return report.summarize(data, report.per_seed_values(data, shift))
+
+
 def test_summaries_and_intervals_by_hand() -> None:
-    out = report.summarize(_runs(), shift=100)
+    out = _summary(_runs(), shift=100)
     a = out["control.a"]
     # last phase (steps 150, 200): per seed mean 25 + seed -> seeds 25, 26, 27: mean 26, sd 1
     m, ci = a["last_phase_return"]
@@ -41,7 +45,7 @@ def test_summaries_and_intervals_by_hand() -> None:
 def test_markdown_and_plot(tmp_path) -> None:
     pytest.importorskip("matplotlib")
     data = _runs()
-    md = report.markdown(report.summarize(data, 100), "t")
+    md = report.markdown(_summary(data, 100), "t")
     assert "| control.a | 3 | 26 ± 2 |" in md
     path = tmp_path / "c.png"
     report.plot(report.curves(data), 100, path, "t")
@@ -49,7 +53,7 @@ def test_markdown_and_plot(tmp_path) -> None:
 
 
 def test_stationary_protocol_reports_final_and_second_half_returns() -> None:
-    out = report.summarize(_runs(), shift=0)
+    out = _summary(_runs(), shift=0)
     a = out["control.a"]
     # final: 30 + seed -> 30, 31, 32; second half (steps 150, 200): 25 + seed; dormant over all four points
     assert a["final_return"][0] == pytest.approx(31.0) and a["last_half_return"][0] == pytest.approx(26.0)
