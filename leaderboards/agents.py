@@ -31,6 +31,7 @@ AGENTS: dict[str, str] = {
     "marl.iql": "gymgen.agents.marl.leaderboard:make_iql",
     "marl.vdn": "gymgen.agents.marl.leaderboard:make_vdn",
     "marl.qmix": "gymgen.agents.marl.leaderboard:make_qmix",
+    "marl.wqmix": "gymgen.agents.marl.leaderboard:make_wqmix",  # OW/CW-QMIX (MAST applies to it)
     "marl.mappo": "gymgen.agents.marl.leaderboard:make_mappo",
     "marl.ippo": "gymgen.agents.marl.leaderboard:make_ippo",
     "marl.matd3": "gymgen.agents.marl.leaderboard:make_matd3",

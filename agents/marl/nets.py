@@ -5,7 +5,8 @@
   ``(B, T, N, F)`` sequences (training) or single steps (acting), every linear layer from ``make_linear``
   and given the per-row agent/type ``index``.
 - ``SharedGRU`` / ``GroupedGRU``: the recurrent core for shared and per-agent (no sharing) parameters.
-- ``QMixer`` (pymarl's 2-layer hypernetwork mixer) and ``VDNMixer`` (sum).
+- ``QMixer`` (pymarl's 2-layer hypernetwork mixer), ``VDNMixer`` (sum) and ``CentralMixer`` (WQMIX's
+  unrestricted feed-forward joint value).
 
 Why not TorchRL's pieces here: ``torchrl.modules.GRUModule`` rejects ``(B, T, n_agents, F)`` input in
 recurrent mode ("Expected input to be 2D or 3D, got 4D"), so agents are folded into the batch here and
@@ -171,3 +172,27 @@ class QMixer(nn.Module):
         hidden = F.elu(torch.einsum("...n,...ne->...e", q, w1) + b1)
         w2 = self.hyper_w2(state).abs()
         return (hidden * w2).sum(-1) + self.v(state).squeeze(-1)
+
+
+class CentralMixer(nn.Module):
+    """WQMIX's unrestricted joint action-value ``Q*`` (Rashid et al., NeurIPS 2020): a plain feed-forward net.
+
+    ``Q*(s, u) = MLP([q ++ s]) + V(s)``: the ``MLP`` has ``layers`` hidden ReLU layers of width ``embed`` and
+    one output, ``V = Linear(S, embed) -> ReLU -> Linear(embed, 1)``. Nothing constrains the sign of any
+    weight, so ``Q*`` is not monotonic in the agents' utilities ``q`` (that is its point: it can represent
+    joint values QMIX's mixer cannot, and is only used for targets and weights, never for acting).
+    Linear roles: ``mixer.central.k``, ``mixer.central_v.k``.
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, *, embed: int = 256, layers: int = 3,
+                 make_linear: LinearFactory) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"CentralMixer needs at least one hidden layer, got layers={layers}")
+        self.n_agents, self.embed = n_agents, embed
+        self.net = AgentMLP([n_agents + state_dim, *([embed] * layers), 1], make_linear, role="mixer.central")
+        self.v = AgentMLP([state_dim, embed, 1], make_linear, role="mixer.central_v")
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``q`` ``(..., N)`` chosen utilities, ``state`` ``(..., S)`` -> ``Q*`` ``(...)``."""
+        return self.net(torch.cat([q, state], -1)).squeeze(-1) + self.v(state).squeeze(-1)
