@@ -38,6 +38,7 @@ AGENTS: dict[str, str] = {
     # MAST and its sparse baselines (agents/marl/mast.py, helper mast)
     "marl.mast": "gymgen.agents.marl.mast:make_mast",
     "marl.mast_vdn": "gymgen.agents.marl.mast:make_mast_vdn",
+    "marl.mast_wqmix": "gymgen.agents.marl.mast:make_mast_wqmix",
     "marl.qmix_ss": "gymgen.agents.marl.mast:make_qmix_ss",
     "marl.qmix_set": "gymgen.agents.marl.mast:make_qmix_set",
     "marl.qmix_rigl": "gymgen.agents.marl.mast:make_qmix_rigl",

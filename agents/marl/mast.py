@@ -1,5 +1,5 @@
-"""MAST (Hu et al., NeurIPS 2024): dynamic sparse training of value-based MARL (QMIX, VDN), and the sparse
-baselines it is compared with, at the same density.
+"""MAST (Hu et al., NeurIPS 2024): dynamic sparse training of value-based MARL (QMIX, VDN, WQMIX), and the
+sparse baselines it is compared with, at the same density.
 
 MAST trains every network of QMIX/VDN (recurrent agent and mixer) with only ``density`` of its weights
 active, evolving the topology RigL-style, and makes value learning survive the sparsity with three fixes:
@@ -21,6 +21,9 @@ gymgen's one family-neutral implementation (``agents/sparse.py``).
 
 Pieces (each switchable for ablations through ``MASTConfig``)
 -----------------------------------------------------------
+- **WQMIX** (``mixer="wqmix"``, id ``marl.mast_wqmix``): OW/CW-QMIX (``wqmix.py``) with its central ``Q*``
+  nets (central agent and feed-forward central mixer) masked and evolved like the others; Soft Mellowmax
+  then replaces WQMIX's bootstrap rule on ``Q*``'s utilities (its default: ``Q*`` at QMIX's greedy actions).
 - **One sparse layer for agent nets and mixer**: the networks keep their ordinary linear layers (and the
   agent's GRU); ``agents/sparse.SparseMasks`` (the family-neutral sparse core written for NE, reused
   unchanged) holds one bool mask per weight tensor (every ``>= 2``-dim parameter of the agent net, its GRU
@@ -88,7 +91,9 @@ for VDN's sum apart from ``N``.
   nets = ``f``, so ``4 f_S`` on an ordinary update; a RigL update step needs the dense weight gradient:
   ``3 f_S + f_D``. With a RigL step every ``dT`` updates (``dT`` = ``topology_interval_episodes /
   episodes_per_update``) the average per update is ``(4 f_S (dT - 1) + 3 f_S + f_D) / dT``; relative to the
-  dense ``4 f_D``, summed over agent (``x N``) and mixer. Static sparse, SET (random regrowth needs no
+  dense ``4 f_D``, summed over agent (``x N``) and mixer (WQMIX: plus its central agent ``x N`` and central
+  mixer, which never act, so inference FLOPs are the agent's alone; CW's extra ``Q*(s, u^*)`` forward, one
+  central-mixer pass per sample, is not counted). Static sparse, SET (random regrowth needs no
   gradient) and Tiny use ``4 f_S`` (Tiny's ``f_S`` = its own dense count). These are the algorithmic FLOPs of
   sparse kernels: here the masks multiply dense matrices, so on CPU a sparse net trains no faster than the
   dense one (wall-clock is reported beside FLOPs, never replaced by them).
@@ -112,16 +117,18 @@ from gymgen.agents.marl.layers import dense_linear, linear_factory
 from gymgen.agents.marl.targets import SoftMellowmax, TDLambda
 from gymgen.agents.marl.trainer import train_to_budget
 from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer, resolve_env, rnn_groups
+from gymgen.agents.marl.wqmix import WeightingFields, attach_weighting, central_nets
 from gymgen.agents.sparse import SparseMasks
 
 TOPOLOGIES = ("rigl", "set", "static", "dense", "tiny")
-MIXERS = ("qmix", "vdn")
+MIXERS = ("qmix", "vdn", "wqmix")
 
 
 @dataclass
-class MASTConfig(QLearningConfig):
+class MASTConfig(WeightingFields, QLearningConfig):
     """MAST settings: every field of ``QLearningConfig`` (pymarl2's QMIX defaults) plus the sparse-training
-    and value-learning switches (module docstring; defaults = MAST-QMIX at 10% density)."""
+    and value-learning switches (module docstring; defaults = MAST-QMIX at 10% density). ``mixer`` is
+    ``"qmix"``, ``"vdn"`` or ``"wqmix"`` (Weighted QMIX; its ``WeightingFields`` are used only then)."""
 
     mixer: str = "qmix"
     density: float = 0.1
@@ -144,6 +151,7 @@ class MASTConfig(QLearningConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_weighting()
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {MIXERS}, got {self.mixer!r}")
         if self.topology not in TOPOLOGIES:
@@ -177,6 +185,7 @@ NO_FIXES = dict(soft_mellowmax=False, hybrid_td=False, dual_buffer=False)
 VARIANTS: dict[str, dict[str, Any]] = {
     "mast": {},
     "mast_vdn": dict(mixer="vdn"),
+    "mast_wqmix": dict(mixer="wqmix"),
     "qmix_ss": dict(topology="static", **NO_FIXES),
     "qmix_set": dict(topology="set", **NO_FIXES),
     "qmix_rigl": dict(topology="rigl", **NO_FIXES),
@@ -234,11 +243,14 @@ def cosine_drop_fraction(progress: float, drop_fraction: float, end: float) -> f
     return drop_fraction / 2.0 * (1.0 + math.cos(math.pi * progress / end))
 
 
-def sparse_weights(agent: nn.Module, mixer: nn.Module | None, *, rnn: bool = True, mix: bool = True) -> dict[str, nn.Parameter]:
+def sparse_weights(agent: nn.Module, mixer: nn.Module | None, *, rnn: bool = True, mix: bool = True,
+                   central_agent: nn.Module | None = None, central_mixer: nn.Module | None = None) -> dict[str, nn.Parameter]:
     """The weight tensors MAST masks: every ``>= 2``-dim parameter of ``agent`` (``"agent.<name>"``; the GRU
-    core only if ``rnn``) and of ``mixer`` (``"mixer.<name>"``, if ``mix``)."""
+    core only if ``rnn``) and of ``mixer`` (``"mixer.<name>"``, if ``mix``); with WQMIX likewise of its central
+    agent (``"central_agent.<name>"``) and central mixer (``"central_mixer.<name>"``, if ``mix``)."""
     out: dict[str, nn.Parameter] = {}
-    for prefix, module in (("agent", agent), ("mixer", mixer if mix else None)):
+    for prefix, module in (("agent", agent), ("mixer", mixer if mix else None), ("central_agent", central_agent),
+                           ("central_mixer", central_mixer if mix else None)):
         if module is None:
             continue
         for name, p in module.named_parameters():
@@ -311,32 +323,41 @@ def _weight_count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters() if p.dim() >= 2)
 
 
+#: the networks of a value-based trainer, by role: per-agent rows ("agent", "central_agent") or per team-step
+NETS = ("agent", "mixer", "central_agent", "central_mixer")
+
+
 def _build_nets(cfg: MASTConfig, obs_dim: int, n_actions: int, n_agents: int, s_dim: int,
-                device: torch.device | str = "cpu") -> tuple[nn.Module, nn.Module | None]:
-    """The agent net and mixer ``ValueTrainer`` builds for ``cfg`` (for counting; same constructors)."""
+                device: torch.device | str = "cpu") -> dict[str, nn.Module]:
+    """The networks ``ValueTrainer`` (and, for WQMIX, ``wqmix.attach_weighting``) builds for ``cfg``, by ``NETS``
+    role (for counting; same constructors)."""
     agent_id = cfg.sharing == "full+id"
     in_dim = input_dim(obs_dim, n_actions, n_agents, cfg.obs_last_action, agent_id)
     net = RecurrentQNet(in_dim, n_actions, make_linear=linear_factory(cfg.sharing, n_agents), hidden=cfg.rnn_hidden,
                         post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, n_agents)).to(device)
     if cfg.mixer == "vdn":
-        return net, VDNMixer()
-    return net, QMixer(n_agents, s_dim, embed=cfg.mixing_embed, hypernet_hidden=cfg.hypernet_hidden,
-                       hypernet_layers=cfg.hypernet_layers, make_linear=dense_linear).to(device)
+        return {"agent": net, "mixer": VDNMixer()}
+    nets: dict[str, nn.Module] = {"agent": net, "mixer": QMixer(
+        n_agents, s_dim, embed=cfg.mixing_embed, hypernet_hidden=cfg.hypernet_hidden, hypernet_layers=cfg.hypernet_layers,
+        make_linear=dense_linear).to(device)}
+    if cfg.mixer == "wqmix":
+        nets["central_agent"], nets["central_mixer"] = central_nets(cfg, obs_dim, n_actions, n_agents, s_dim, device)
+    return nets
 
 
 def tiny_config(cfg: MASTConfig, obs_dim: int, n_actions: int, n_agents: int, s_dim: int) -> MASTConfig:
     """``cfg`` with every hidden width scaled by the factor whose dense weight count is closest to
     ``cfg.density`` x the full-size dense weight count (the Tiny baseline)."""
     def count(c: MASTConfig) -> int:
-        a, m = _build_nets(c, obs_dim, n_actions, n_agents, s_dim)
-        return _weight_count(a) + _weight_count(m)
+        return sum(_weight_count(m) for m in _build_nets(c, obs_dim, n_actions, n_agents, s_dim).values())
 
     goal = cfg.density * count(cfg)
     best, best_err = cfg, math.inf
     for k in range(1, 401):
         s = k / 400
         c = replace(cfg, rnn_hidden=max(1, round(cfg.rnn_hidden * s)), mixing_embed=max(1, round(cfg.mixing_embed * s)),
-                    hypernet_hidden=max(1, round(cfg.hypernet_hidden * s)), post_rnn=tuple(max(1, round(h * s)) for h in cfg.post_rnn))
+                    hypernet_hidden=max(1, round(cfg.hypernet_hidden * s)), post_rnn=tuple(max(1, round(h * s)) for h in cfg.post_rnn),
+                    central_rnn_hidden=max(1, round(cfg.central_rnn_hidden * s)), central_embed=max(1, round(cfg.central_embed * s)))
         err = abs(count(c) - goal)
         if err < best_err:
             best, best_err = c, err
@@ -357,18 +378,25 @@ def network_flops(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tenso
 
 def flops_report(agent_weights: dict[str, torch.Tensor], mixer_weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None,
                  *, n_agents: int, mixing_flops: int, rigl_interval_updates: float | None,
-                 reference: tuple[int, int] | None = None) -> dict[str, float]:
+                 reference: tuple[int, ...] | None = None, central_agent_weights: dict[str, torch.Tensor] | None = None,
+                 central_mixer_weights: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """Training/inference FLOPs of the (sparse) nets relative to dense (formulas in the module docstring).
 
     ``rigl_interval_updates``: updates between RigL steps (``None``: no dense-gradient steps). ``reference``:
-    the dense ``(f_D agent, f_D mixer)`` to compare with when the nets themselves are smaller (Tiny)."""
+    the dense ``(f_D agent, f_D mixer[, f_D central agent, f_D central mixer])`` to compare with when the nets
+    themselves are smaller (Tiny). WQMIX's central nets count in training (the central agent per agent row, as
+    the agent) and not in inference (acting uses the agent net only)."""
     a_s, a_d = network_flops(agent_weights, masks)
     m_s, m_d = network_flops(mixer_weights, masks)
+    ca_s, ca_d = network_flops(central_agent_weights or {}, masks)
+    cm_s, cm_d = network_flops(central_mixer_weights or {}, masks)
     if reference is not None:
-        a_d, m_d = reference
+        a_d, m_d, *central = reference
+        if central:
+            ca_d, cm_d = central
     m_s, m_d = m_s + mixing_flops, m_d + mixing_flops
     inf_s, inf_d = n_agents * a_s, n_agents * a_d
-    sparse, dense = n_agents * a_s + m_s, n_agents * a_d + m_d
+    sparse, dense = n_agents * (a_s + ca_s) + m_s + cm_s, n_agents * (a_d + ca_d) + m_d + cm_d
     if rigl_interval_updates is None:
         train_s = 4.0 * sparse
     else:
@@ -396,7 +424,7 @@ class MASTTrainer(ValueTrainer):
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
         eval_env = eval_env if eval_env is not None else auto_eval
         n_agents, obs_dim, n_actions = group_shape(env, group)
-        s_dim = state_dim(env) if cfg.mixer == "qmix" else 0
+        s_dim = state_dim(env) if cfg.mixer in ("qmix", "wqmix") else 0
         self.full_cfg = cfg
         self._dense_ref = _build_nets(replace(cfg, topology="dense"), obs_dim, n_actions, n_agents, s_dim)
         if cfg.topology == "tiny":
@@ -411,10 +439,13 @@ class MASTTrainer(ValueTrainer):
                                                                 EpisodeReplay(min(c.recent_episodes, c.buffer_episodes), device, gen),
                                                                 c.recent_fraction)
         cfg = replace(cfg, **hooks)
-        super().__init__(env, cfg, cfg.mixer, eval_env=eval_env, group=group)
+        super().__init__(env, cfg, "qmix" if cfg.mixer == "wqmix" else cfg.mixer, eval_env=eval_env, group=group)
+        if cfg.mixer == "wqmix":
+            attach_weighting(self, cfg)  # the central Q* nets join the loss and a rebuilt optimizer
         self.topology: SparseTopology | None = None
         if cfg.sparse:
-            weights = sparse_weights(self.loss.agent, self.loss.mixer, rnn=cfg.sparsify_rnn, mix=cfg.sparsify_mixer)
+            weights = sparse_weights(self.loss.agent, self.loss.mixer, rnn=cfg.sparsify_rnn, mix=cfg.sparsify_mixer,
+                                     central_agent=self._net("central_agent"), central_mixer=self._net("central_mixer"))
             gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 3)
             self.topology = SparseTopology(weights, self.optimizer, density=cfg.density, distribution=cfg.distribution,
                                            method=cfg.topology, generator=gen)
@@ -457,22 +488,28 @@ class MASTTrainer(ValueTrainer):
             out["topology_changed"] = float(sum(changed.values()))
         return out
 
+    def _net(self, role: str) -> nn.Module | None:
+        """The online network of ``role`` (``NETS``), ``None`` where this trainer has none (VDN's sum, no WQMIX)."""
+        return getattr(self.loss, role, None)
+
     def sparsity_metrics(self) -> dict[str, float]:
-        """Density, parameter counts and FLOPs relative to the full-size dense QMIX/VDN (leaderboard ``metrics()``)."""
-        agent_w = {f"agent.{k}": p for k, p in self.loss.agent.named_parameters() if p.dim() >= 2}
-        mixer_w = {} if self.loss.mixer is None else {f"mixer.{k}": p for k, p in self.loss.mixer.named_parameters() if p.dim() >= 2}
-        ref_agent, ref_mixer = self._dense_ref
-        dense_weights = _weight_count(ref_agent) + _weight_count(ref_mixer)
+        """Density, parameter counts and FLOPs relative to the full-size dense QMIX/VDN/WQMIX (leaderboard ``metrics()``)."""
+        weights = {role: {f"{role}.{k}": p for k, p in net.named_parameters() if p.dim() >= 2}
+                   for role in NETS if (net := self._net(role)) is not None}
+        every = {k: p for w in weights.values() for k, p in w.items()}
+        dense_weights = sum(_weight_count(m) for m in self._dense_ref.values())
         masks = None if self.topology is None else self.topology.masks.masks
-        active = sum(int(masks[k].sum()) if masks is not None and k in masks else p.numel() for k, p in {**agent_w, **mixer_w}.items())
-        ref = (network_flops({k: p for k, p in ref_agent.named_parameters() if p.dim() >= 2}, None)[1],
-               0 if ref_mixer is None else network_flops({k: p for k, p in ref_mixer.named_parameters() if p.dim() >= 2}, None)[1])
+        active = sum(int(masks[k].sum()) if masks is not None and k in masks else p.numel() for k, p in every.items())
+        ref = tuple(0 if (m := self._dense_ref.get(role)) is None else
+                    network_flops({k: p for k, p in m.named_parameters() if p.dim() >= 2}, None)[1] for role in NETS)
         interval = self.cfg.topology_interval_episodes / self.cfg.episodes_per_update if self.cfg.topology == "rigl" else None
         out = {"density": active / dense_weights, "active_weights": float(active), "dense_weights": float(dense_weights),
                "parameter_count_relative_to_dense": active / dense_weights,
                "topology_updates": float(0 if self.topology is None else self.topology.n_updates)}
-        out.update(flops_report(agent_w, mixer_w, masks, n_agents=self.n_agents, mixing_flops=mixing_flops(self.loss.mixer, self.n_agents),
-                                rigl_interval_updates=interval, reference=ref))
+        out.update(flops_report(weights["agent"], weights.get("mixer", {}), masks, n_agents=self.n_agents,
+                                mixing_flops=mixing_flops(self.loss.mixer, self.n_agents), rigl_interval_updates=interval,
+                                reference=ref, central_agent_weights=weights.get("central_agent"),
+                                central_mixer_weights=weights.get("central_mixer")))
         return out
 
     def stats(self) -> dict[str, float]:
@@ -508,7 +545,7 @@ def _leaderboard_factory(name: str) -> Callable[..., Any]:
     return make
 
 
-make_mast, make_mast_vdn = _leaderboard_factory("mast"), _leaderboard_factory("mast_vdn")
+make_mast, make_mast_vdn, make_mast_wqmix = _leaderboard_factory("mast"), _leaderboard_factory("mast_vdn"), _leaderboard_factory("mast_wqmix")
 make_qmix_ss, make_qmix_set = _leaderboard_factory("qmix_ss"), _leaderboard_factory("qmix_set")
 make_qmix_rigl, make_qmix_tiny = _leaderboard_factory("qmix_rigl"), _leaderboard_factory("qmix_tiny")
 

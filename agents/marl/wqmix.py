@@ -23,7 +23,7 @@ Example::
     policy = wqmix.train("gymgen/SMACLite-3m-v0", wqmix.WQMIXConfig(weighting="ow", total_env_steps=400_000))
 
 Settings: QMIX's (``value_based.QLearningConfig``, pymarl2 defaults) plus the WQMIX ones, whose defaults
-follow the authors' pymarl configs as seen in a derived public project (``alpha`` 0.1, central agent GRU 64
+follow the authors' pymarl configs as seen in a derived public project (``weighting_alpha`` 0.1, central agent GRU 64
 with one output per action, central mixer width 256 of the feed-forward kind, both losses weighted 1).
 Ours, where that source is silent: 3 hidden layers in the central mixer's MLP, and the central agent uses
 the same input (observation, last action, agent id) and parameter sharing as QMIX's agent.
@@ -47,6 +47,7 @@ from torchrl.envs import EnvBase
 from gymgen.agents.marl.collect import state_dim, team_reward
 from gymgen.agents.marl.layers import dense_linear, linear_factory
 from gymgen.agents.marl.nets import CentralMixer, RecurrentQNet, input_dim
+from gymgen.agents.marl.targets import TargetOperator
 from gymgen.agents.marl.trainer import check_positive_ints, train_to_budget
 from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueDecompositionLoss, ValueTrainer, rnn_groups
 
@@ -54,36 +55,50 @@ WEIGHTINGS = ("ow", "cw")
 
 
 @dataclass
-class WQMIXConfig(QLearningConfig):
-    """WQMIX settings: every field of ``QLearningConfig`` (pymarl2's QMIX defaults) plus
+class WeightingFields:
+    """WQMIX's own settings (shared by ``WQMIXConfig`` and MAST's ``MASTConfig`` with ``mixer="wqmix"``):
 
-    ``weighting`` ``"ow"`` (optimistic) or ``"cw"`` (central), ``alpha`` the weight of the down-weighted
-    joint actions (``1`` turns the weighting off: QMIX with ``Q*`` targets), ``central_rnn_hidden`` the
-    central agent's GRU width, ``central_embed`` / ``central_layers`` the central mixer's MLP width and
-    hidden-layer count, ``central_loss_weight`` / ``qmix_loss_weight`` the two losses' factors.
+    ``weighting`` ``"ow"`` (optimistic) or ``"cw"`` (central), ``weighting_alpha`` the weight of the
+    down-weighted joint actions (``1`` turns the weighting off: QMIX with ``Q*`` targets),
+    ``central_rnn_hidden`` the central agent's GRU width, ``central_embed`` / ``central_layers`` the central
+    mixer's MLP width and hidden-layer count, ``central_loss_weight`` / ``qmix_loss_weight`` the two losses'
+    factors.
     """
 
     weighting: str = "ow"
-    alpha: float = 0.1
+    weighting_alpha: float = 0.1
     central_rnn_hidden: int = 64
     central_embed: int = 256
     central_layers: int = 3
     central_loss_weight: float = 1.0
     qmix_loss_weight: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check_weighting(self) -> None:
+        """Raise ``ValueError`` naming the first bad WQMIX setting."""
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha <= 1.0):
-            raise ValueError(f"alpha must lie in (0, 1], got {self.alpha!r}")
+        a = self.weighting_alpha
+        if not (isinstance(a, (int, float)) and 0.0 < a <= 1.0):
+            raise ValueError(f"weighting_alpha must lie in (0, 1], got {a!r}")
         check_positive_ints(self, ("central_rnn_hidden", "central_embed", "central_layers"))
         for name in ("central_loss_weight", "qmix_loss_weight"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-        if self.target_operator is not None:
-            raise ValueError("WQMIX bootstraps from Q* at QMIX's greedy actions; it takes no target_operator")
+
+
+@dataclass
+class WQMIXConfig(WeightingFields, QLearningConfig):
+    """WQMIX settings: every field of ``QLearningConfig`` (pymarl2's QMIX defaults) plus ``WeightingFields``.
+
+    ``target_operator`` (hook), if set, replaces WQMIX's bootstrap rule: it is called as
+    ``op(Q*_target utilities, QMIX online utilities, avail)`` (``targets.MaxOperator(double_q=True)`` is the
+    default rule; MAST's Soft Mellowmax applies to ``Q*``'s utilities).
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_weighting()
 
 
 def _greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -101,10 +116,11 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
 
     def __init__(self, agent: RecurrentQNet, mixer: nn.Module, central_agent: RecurrentQNet, central_mixer: CentralMixer,
                  *, weighting: str, alpha: float, double_q: bool = True, central_loss_weight: float = 1.0,
-                 qmix_loss_weight: float = 1.0, **kwargs: Any) -> None:
+                 qmix_loss_weight: float = 1.0, target_operator: TargetOperator | None = None, **kwargs: Any) -> None:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         super().__init__(agent, mixer, **kwargs)
+        self.custom_operator = target_operator
         self.central_agent, self.central_mixer = central_agent, central_mixer
         self.target_central_agent = copy.deepcopy(central_agent).requires_grad_(False)
         self.target_central_mixer = copy.deepcopy(central_mixer).requires_grad_(False)
@@ -143,9 +159,12 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
         state = batch["state"]
         filled, term = batch["filled"][:, :-1], batch["terminated"][:, :-1]
         with torch.no_grad():
-            selector = q[:, 1:] if self.double_q else self.target_agent(x, None, index)[0][:, 1:]
             qc_target, _ = self.target_central_agent(x, None, index)
-            next_q = qc_target[:, 1:].gather(-1, _greedy(selector, avail[:, 1:])).squeeze(-1) * alive_n
+            if self.custom_operator is not None:
+                next_q = self.custom_operator(qc_target[:, 1:], q[:, 1:].detach(), avail[:, 1:]) * alive_n
+            else:
+                selector = q[:, 1:] if self.double_q else self.target_agent(x, None, index)[0][:, 1:]
+                next_q = qc_target[:, 1:].gather(-1, _greedy(selector, avail[:, 1:])).squeeze(-1) * alive_n
             next_star = self.target_central_mixer(next_q, state[:, 1:])
             reward = team_reward(batch["reward"][:, :-1].to(q.dtype), alive[:, :-1])
             targets = self.return_estimator(reward, term, filled, next_star, self.gamma)
@@ -170,26 +189,45 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
         return out
 
 
+def central_nets(cfg: Any, obs_dim: int, n_actions: int, n_agents: int, s_dim: int,
+                 device: torch.device | str = "cpu") -> tuple[RecurrentQNet, CentralMixer]:
+    """``Q*``'s central agent (QMIX's input and sharing, ``cfg.central_rnn_hidden`` GRU) and feed-forward mixer,
+    for a config with ``QLearningConfig``'s and ``WeightingFields``' fields."""
+    agent_id = cfg.sharing == "full+id"
+    in_dim = input_dim(obs_dim, n_actions, n_agents, cfg.obs_last_action, agent_id)
+    make_linear = cfg.make_linear or linear_factory(cfg.sharing, n_agents)
+    agent = RecurrentQNet(in_dim, n_actions, make_linear=make_linear, hidden=cfg.central_rnn_hidden,
+                          post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, n_agents)).to(device)
+    mixer = CentralMixer(n_agents, s_dim, embed=cfg.central_embed, layers=cfg.central_layers,
+                         make_linear=cfg.make_linear or dense_linear).to(device)
+    return agent, mixer
+
+
+def attach_weighting(trainer: ValueTrainer, cfg: Any) -> WeightedQMIXLoss:
+    """Turn a QMIX ``ValueTrainer`` into a WQMIX one: its loss becomes a ``WeightedQMIXLoss`` over the same
+    agent net and mixer (the actor keeps acting with them) plus new central nets, and the optimizer is rebuilt
+    over every trainable parameter. ``cfg`` has ``QLearningConfig``'s and ``WeightingFields``' fields."""
+    if trainer.mixer_kind != "qmix":
+        raise ValueError(f"WQMIX weights a QMIX trainer, got mixer {trainer.mixer_kind!r}")
+    qmix_loss = trainer.loss
+    central_agent, central_mixer = central_nets(cfg, trainer.obs_dim, trainer.n_actions, trainer.n_agents,
+                                                state_dim(trainer.env), trainer.device)
+    trainer.loss = WeightedQMIXLoss(
+        qmix_loss.agent, qmix_loss.mixer, central_agent, central_mixer, weighting=cfg.weighting, alpha=cfg.weighting_alpha,
+        double_q=cfg.double_q, central_loss_weight=cfg.central_loss_weight, qmix_loss_weight=cfg.qmix_loss_weight,
+        target_operator=cfg.target_operator, n_actions=trainer.n_actions, gamma=cfg.gamma,
+        last_action=cfg.obs_last_action, agent_id=cfg.sharing == "full+id", return_estimator=qmix_loss.return_estimator,
+        group_index=cfg.group_index, regularizers=cfg.regularizers).to(trainer.device)
+    trainer.optimizer = torch.optim.Adam([p for p in trainer.loss.parameters() if p.requires_grad], lr=cfg.lr, eps=cfg.adam_eps)
+    return trainer.loss
+
+
 class WQMIXTrainer(ValueTrainer):
-    """``ValueTrainer`` of QMIX whose loss is ``WeightedQMIXLoss`` (adds the central agent and mixer)."""
+    """``ValueTrainer`` of QMIX whose loss is ``WeightedQMIXLoss`` (``attach_weighting``)."""
 
     def __init__(self, env: Any, cfg: WQMIXConfig, *, eval_env: EnvBase | None = None, group: str = "agents") -> None:
         super().__init__(env, cfg, "qmix", eval_env=eval_env, group=group)
-        qmix_loss = self.loss
-        agent_id = cfg.sharing == "full+id"
-        make_linear = cfg.make_linear or linear_factory(cfg.sharing, self.n_agents)
-        in_dim = input_dim(self.obs_dim, self.n_actions, self.n_agents, cfg.obs_last_action, agent_id)
-        central_agent = RecurrentQNet(in_dim, self.n_actions, make_linear=make_linear, hidden=cfg.central_rnn_hidden,
-                                      post_rnn=cfg.post_rnn, rnn_groups=rnn_groups(cfg, self.n_agents)).to(self.device)
-        central_mixer = CentralMixer(self.n_agents, state_dim(self.env), embed=cfg.central_embed, layers=cfg.central_layers,
-                                     make_linear=cfg.make_linear or dense_linear).to(self.device)
-        self.loss = WeightedQMIXLoss(
-            qmix_loss.agent, qmix_loss.mixer, central_agent, central_mixer, weighting=cfg.weighting, alpha=cfg.alpha,
-            double_q=cfg.double_q, central_loss_weight=cfg.central_loss_weight, qmix_loss_weight=cfg.qmix_loss_weight,
-            n_actions=self.n_actions, gamma=cfg.gamma, last_action=cfg.obs_last_action, agent_id=agent_id,
-            return_estimator=qmix_loss.return_estimator, group_index=cfg.group_index,
-            regularizers=cfg.regularizers).to(self.device)
-        self.optimizer = torch.optim.Adam([p for p in self.loss.parameters() if p.requires_grad], lr=cfg.lr, eps=cfg.adam_eps)
+        attach_weighting(self, cfg)
 
 
 def trainer(env: Any, cfg: WQMIXConfig | None = None, eval_env: EnvBase | None = None) -> WQMIXTrainer:

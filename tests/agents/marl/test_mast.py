@@ -22,7 +22,8 @@ from gymgen.agents.marl.value_based import total_loss
 
 TINY = dict(n_envs=16, collect_steps=5, batch_episodes=4, buffer_episodes=64, episodes_per_update=1.0,
             target_update_episodes=8, rnn_hidden=16, mixing_embed=8, hypernet_hidden=16, eval_every_steps=10**9,
-            eval_episodes=4, recent_episodes=8, topology_interval_episodes=2, total_env_steps=640)
+            eval_episodes=4, recent_episodes=8, topology_interval_episodes=2, total_env_steps=640,
+            central_rnn_hidden=16, central_embed=16, central_layers=2)
 
 
 def test_soft_mellowmax_equals_a_hand_computation_and_tends_to_max():
@@ -75,10 +76,12 @@ def _trainer(**kw) -> mast.MASTTrainer:
     return mast.trainer("gymgen/SMACLite-3m-v0", mast.MASTConfig(**{**TINY, **kw}))
 
 
-@pytest.mark.parametrize("topology", ["rigl", "set"])
-def test_density_is_exact_after_every_topology_update_and_pruned_weights_stay_zero(topology):
-    t = _trainer(topology=topology, density=0.2, seed=4)
+@pytest.mark.parametrize("topology,mixer", [("rigl", "qmix"), ("set", "qmix"), ("rigl", "wqmix")])
+def test_density_is_exact_after_every_topology_update_and_pruned_weights_stay_zero(topology, mixer):
+    t = _trainer(topology=topology, density=0.2, seed=4, mixer=mixer)
     masks = t.topology.masks
+    if mixer == "wqmix":  # WQMIX's central Q* nets are sparse too
+        assert any(k.startswith("central_agent.") for k in masks.masks) and any(k.startswith("central_mixer.") for k in masks.masks)
     counts = {k: int(m.sum()) for k, m in masks.masks.items()}
     before = {k: m.clone() for k, m in masks.masks.items()}
     assert masks.density() == pytest.approx(0.2, abs=0.01)
@@ -155,6 +158,14 @@ def test_flops_equal_a_hand_count_on_a_tiny_net():
     assert rep["train_flops_relative_to_dense"] == pytest.approx((4 * s * 3 + 3 * s + d) / 4 / (4 * d))
     static = mast.flops_report(agent, mixer, masks, n_agents=3, mixing_flops=7, rigl_interval_updates=None)
     assert static["train_flops_relative_to_dense"] == pytest.approx(s / d)
+    # WQMIX: a central agent (per agent row) and central mixer train but never act
+    masks |= {"c1": torch.zeros(3, 3, dtype=torch.bool), "c2": torch.ones(2, 2, dtype=torch.bool)}
+    masks["c1"][0, 0] = True  # 1 of 9 active
+    wq = mast.flops_report(agent, mixer, masks, n_agents=3, mixing_flops=7, rigl_interval_updates=None,
+                           central_agent_weights={"c1": torch.zeros(3, 3)}, central_mixer_weights={"c2": torch.zeros(2, 2)})
+    assert wq["inference_flops"] == rep["inference_flops"] and wq["inference_flops_dense"] == 3 * a_d
+    s_wq, d_wq = s + 3 * 2 * 1 + 2 * 4, d + 3 * 2 * 9 + 2 * 4
+    assert wq["train_flops_per_sample"] == pytest.approx(4 * s_wq) and wq["train_flops_relative_to_dense"] == pytest.approx(s_wq / d_wq)
 
 
 def test_tiny_baseline_matches_the_sparse_weight_count_and_metrics_report_density():
@@ -236,3 +247,20 @@ def test_mast_qmix_at_ten_percent_density_learns_3m():
     assert t.topology.n_updates >= 3 and t.topology.masks.density() == pytest.approx(0.1, abs=0.005)
     assert t.evaluate()["test_win_rate"] >= 0.5
     t.close()
+
+
+def test_mast_wqmix_trains_sparse_with_soft_mellowmax_on_q_star():
+    t = _trainer(mixer="wqmix", weighting="cw", density=0.2, seed=1)
+    assert t.loss.custom_operator is not None and type(t.loss.custom_operator).__name__ == "SoftMellowmax"
+    t.train(320)
+    m = t.sparsity_metrics()
+    assert m["density"] == pytest.approx(0.2, abs=0.01) and m["topology_updates"] > 0
+    # the dense reference counts the central nets too; acting FLOPs are the agent net's alone
+    dense_agent = sum(p.numel() for p in t._dense_ref["agent"].parameters() if p.dim() >= 2)
+    assert m["dense_weights"] > dense_agent + sum(p.numel() for p in t._dense_ref["mixer"].parameters() if p.dim() >= 2)
+    assert m["inference_flops_dense"] == pytest.approx(3 * 2 * dense_agent)
+    assert 0.0 < m["train_flops_relative_to_dense"] < 0.5 and math.isfinite(t.last_losses["loss_central"])
+    t.close()
+    tiny = _trainer(mixer="wqmix", topology="tiny", density=0.25, seed=0, **mast.NO_FIXES)
+    assert tiny.cfg.central_embed < TINY["central_embed"] and tiny.sparsity_metrics()["density"] == pytest.approx(0.25, abs=0.05)
+    tiny.close()

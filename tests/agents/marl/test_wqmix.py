@@ -115,9 +115,7 @@ def test_wqmix_trains_on_tiny_smaclite(weighting):
 def test_bad_wqmix_settings_name_the_value():
     with pytest.raises(ValueError, match="'hysteretic'"):
         wqmix.WQMIXConfig(weighting="hysteretic")
-    with pytest.raises(ValueError, match="alpha"):
-        wqmix.WQMIXConfig(alpha=0.0)
+    with pytest.raises(ValueError, match="weighting_alpha"):
+        wqmix.WQMIXConfig(weighting_alpha=0.0)
     with pytest.raises(ValueError, match="central_embed"):
         wqmix.WQMIXConfig(central_embed=0)
-    with pytest.raises(ValueError, match="target_operator"):
-        wqmix.WQMIXConfig(target_operator=lambda q, o, a: q.max(-1).values)
