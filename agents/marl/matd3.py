@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule
@@ -40,7 +39,7 @@ from torchrl.objectives.utils import distance_loss
 from gymgen.agents.marl.collect import group_shape, state_dim, team_reward, training_env
 from gymgen.agents.marl.layers import AgentMLP, LinearFactory, check_sharing, dense_linear, linear_factory
 from gymgen.agents.marl.ppo import AgentNet
-from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints, train_to_budget
+from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints, check_positive_numbers, train_to_budget
 from gymgen.agents.marl.value_based import _check_device, resolve_env
 
 REDUCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -91,8 +90,7 @@ class MATD3Config:
         if self.target_reduction not in ("min", "mean") or self.actor_reduction not in REDUCTIONS:
             raise ValueError(f"target_reduction must be 'min' or 'mean' and actor_reduction one of {sorted(REDUCTIONS)}, "
                              f"got {self.target_reduction!r}, {self.actor_reduction!r}")
-        if not (np.isfinite(self.updates_per_step) and self.updates_per_step > 0):
-            raise ValueError(f"updates_per_step must be a finite number > 0, got {self.updates_per_step!r}")
+        check_positive_numbers(self, ("updates_per_step",))
         self.hidden = tuple(int(h) for h in self.hidden)
 
     @classmethod

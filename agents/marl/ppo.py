@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
@@ -32,7 +31,7 @@ from torchrl.objectives.value import MultiAgentGAE
 
 from gymgen.agents.marl.collect import group_shape, max_episode_steps, state_dim, training_env
 from gymgen.agents.marl.layers import AgentMLP, LinearFactory, check_sharing, linear_factory
-from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints
+from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints, check_positive_numbers
 from gymgen.agents.marl.value_based import _check_device, resolve_env, total_loss
 
 
@@ -81,8 +80,7 @@ class PPOConfig:
         check_sharing(self.sharing)
         check_positive_ints(self, ("total_env_steps", "n_envs", "rollout_steps", "epochs", "minibatches",
                                    "eval_every_steps", "eval_episodes"))
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        check_positive_numbers(self, ("lr",))
         if self.critic_time not in (None, True, False):
             raise ValueError(f"critic_time must be True, False or None (when the env has an episode limit), got {self.critic_time!r}")
         if not isinstance(self.bootstrap_truncated, bool):

@@ -141,6 +141,14 @@ def check_positive_ints(cfg: Any, names: tuple[str, ...]) -> None:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 
+def check_positive_numbers(cfg: Any, names: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming the first field of ``cfg`` in ``names`` that is not a finite number > 0."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+
+
 class EpisodeReturns:
     """Running per-row episode returns (mean over agents of the reward) of a Collector's batches; keeps
     the last ``keep`` finished episodes' returns (and ``battle_won`` flags when the env reports them)."""

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule
@@ -33,7 +32,7 @@ from gymgen.agents.marl.episodes import EpisodeAssembler, EpisodeReplay, Replay
 from gymgen.agents.marl.layers import LinearFactory, check_sharing, dense_linear, linear_factory
 from gymgen.agents.marl.nets import QMixer, RecurrentQNet, VDNMixer, agent_inputs, input_dim
 from gymgen.agents.marl.targets import MaxOperator, ReturnEstimator, TargetOperator, TDLambda
-from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints
+from gymgen.agents.marl.trainer import EpisodeReturns, Trainer, check_positive_ints, check_positive_numbers
 
 Regularizer = Callable[["ValueDecompositionLoss", TensorDictBase, TensorDictBase], torch.Tensor]
 GroupIndex = Callable[[torch.Tensor], torch.Tensor]
@@ -98,10 +97,7 @@ class QLearningConfig:
         check_sharing(self.sharing)
         check_positive_ints(self, ("total_env_steps", "n_envs", "collect_steps", "rnn_hidden", "buffer_episodes",
                                    "batch_episodes", "target_update_episodes", "eval_every_steps", "eval_episodes"))
-        for name in ("lr", "episodes_per_update", "grad_clip"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        check_positive_numbers(self, ("lr", "episodes_per_update", "grad_clip"))
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.td_lambda <= 1.0:
             raise ValueError(f"gamma and td_lambda must lie in [0, 1], got {self.gamma!r}, {self.td_lambda!r}")
         if not 0.0 <= self.epsilon_finish <= self.epsilon_start <= 1.0:
@@ -207,21 +203,26 @@ class ValueDecompositionLoss(LossModule):
         x = agent_inputs(obs, prev, self.n_actions, self.agent_id)
         return x, None if self.group_index is None else self.group_index(obs)
 
-    def td_terms(self, batch: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(chosen, targets, mask)`` of a batch of episodes: the regressed values (``Q_tot`` ``(E, L)`` with a
-        mixer, per-agent ``Q_i`` ``(E, L, N)`` without), their targets (no gradient) and which entries count."""
+    def online_utilities(self, batch: TensorDictBase) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cut ``batch`` to its longest filled episode plus the bootstrap step (the padding every episode in it
+        shares) and run the online agent net over it: ``(batch, x, index, q)``, ``q`` ``(E, L+1, N, A)``."""
         L = int(batch["filled"].sum(-1).max())
         if L == 0:
             raise ValueError("the batch has no filled transitions")
-        batch = batch[:, : L + 1]  # trim the padding every episode in the batch shares
+        batch = batch[:, : L + 1]
         x, index = self.inputs(batch)
-        q, _ = self.agent(x, None, index)  # (E, L+1, N, A)
+        q, _ = self.agent(x, None, index)
+        return batch, x, index, q
+
+    def td_terms(self, batch: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(chosen, targets, mask)`` of a batch of episodes: the regressed values (``Q_tot`` ``(E, L)`` with a
+        mixer, per-agent ``Q_i`` ``(E, L, N)`` without), their targets (no gradient) and which entries count."""
+        batch, x, index, q = self.online_utilities(batch)
         with torch.no_grad():
             q_target, _ = self.target_agent(x, None, index)
-        action = batch["action"][:, :-1]
         alive, avail = batch["alive"], batch["avail"]
         alive_t, alive_n = alive[:, :-1].to(q.dtype), alive[:, 1:]
-        q_taken = q[:, :-1].gather(-1, action.unsqueeze(-1)).squeeze(-1)  # (E, L, N)
+        q_taken = taken_utilities(q, batch)  # (E, L, N)
         with torch.no_grad():
             next_q = self.target_operator(q_target[:, 1:], q[:, 1:].detach(), avail[:, 1:]) * alive_n.to(q.dtype)
         filled, term = batch["filled"][:, :-1], batch["terminated"][:, :-1]
@@ -250,6 +251,11 @@ class ValueDecompositionLoss(LossModule):
         for name, reg in self.regularizers.items():
             out.set(f"loss_{name}", reg(self, batch, out))
         return out
+
+
+def taken_utilities(q: torch.Tensor, batch: TensorDictBase) -> torch.Tensor:
+    """The utilities ``(E, L, N)`` of the actions taken at each transition, from ``q`` ``(E, L+1, N, A)``."""
+    return q[:, :-1].gather(-1, batch["action"][:, :-1].unsqueeze(-1)).squeeze(-1)
 
 
 def total_loss(losses: TensorDictBase) -> torch.Tensor:

@@ -38,7 +38,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
@@ -48,8 +47,9 @@ from gymgen.agents.marl.collect import state_dim, team_reward
 from gymgen.agents.marl.layers import dense_linear, linear_factory
 from gymgen.agents.marl.nets import CentralMixer, RecurrentQNet, input_dim
 from gymgen.agents.marl.targets import TargetOperator
-from gymgen.agents.marl.trainer import check_positive_ints, train_to_budget
-from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueDecompositionLoss, ValueTrainer, rnn_groups
+from gymgen.agents.marl.trainer import check_positive_ints, check_positive_numbers, train_to_budget
+from gymgen.agents.marl.value_based import (QLearningConfig, QPolicy, ValueDecompositionLoss, ValueTrainer, rnn_groups,
+                                            taken_utilities)
 
 WEIGHTINGS = ("ow", "cw")
 
@@ -81,10 +81,7 @@ class WeightingFields:
         if not (isinstance(a, (int, float)) and 0.0 < a <= 1.0):
             raise ValueError(f"weighting_alpha must lie in (0, 1], got {a!r}")
         check_positive_ints(self, ("central_rnn_hidden", "central_embed", "central_layers"))
-        for name in ("central_loss_weight", "qmix_loss_weight"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        check_positive_numbers(self, ("central_loss_weight", "qmix_loss_weight"))
 
 
 @dataclass
@@ -147,14 +144,9 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
         return torch.where((targets > q_star_greedy) | is_greedy, one, low)
 
     def forward(self, batch: TensorDictBase) -> TensorDict:
-        L = int(batch["filled"].sum(-1).max())
-        if L == 0:
-            raise ValueError("the batch has no filled transitions")
-        batch = batch[:, : L + 1]
-        x, index = self.inputs(batch)
-        q, _ = self.agent(x, None, index)  # QMIX utilities (E, L+1, N, A)
+        batch, x, index, q = self.online_utilities(batch)  # QMIX utilities (E, L+1, N, A)
         qc, _ = self.central_agent(x, None, index)  # Q*'s per-agent action embeddings
-        action, alive, avail = batch["action"][:, :-1], batch["alive"], batch["avail"]
+        alive, avail = batch["alive"], batch["avail"]
         alive_t, alive_n = alive[:, :-1].to(q.dtype), alive[:, 1:].to(q.dtype)
         state = batch["state"]
         filled, term = batch["filled"][:, :-1], batch["terminated"][:, :-1]
@@ -168,8 +160,8 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
             next_star = self.target_central_mixer(next_q, state[:, 1:])
             reward = team_reward(batch["reward"][:, :-1].to(q.dtype), alive[:, :-1])
             targets = self.return_estimator(reward, term, filled, next_star, self.gamma)
-        q_taken = q[:, :-1].gather(-1, action.unsqueeze(-1)).squeeze(-1) * alive_t
-        qc_taken = qc[:, :-1].gather(-1, action.unsqueeze(-1)).squeeze(-1) * alive_t
+        q_taken = taken_utilities(q, batch) * alive_t
+        qc_taken = taken_utilities(qc, batch) * alive_t
         chosen = self.mixer(q_taken, state[:, :-1])
         central = self.central_mixer(qc_taken, state[:, :-1])
         with torch.no_grad():

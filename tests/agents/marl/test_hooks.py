@@ -42,7 +42,8 @@ def test_grouped_gru_index_maps_agents_to_shared_weight_sets():
     x = torch.randn(3, 5, 3, 6)
     x[:, :, 2] = x[:, :, 0]
     y, h = grouped(x, None, torch.tensor([0, 1, 0]))  # agents 0 and 2 share weight set 0
-    assert torch.equal(y[:, :, 0], y[:, :, 2]) and not torch.allclose(y[:, :, 0], y[:, :, 1])
+    # same weights and inputs: equal up to BLAS rounding (rows of one batched matmul may take different kernels)
+    assert torch.allclose(y[:, :, 0], y[:, :, 2], atol=1e-6) and not torch.allclose(y[:, :, 0], y[:, :, 1])
     alone, _ = grouped(x[:, :, :2], None)  # without an index agent i uses set i
     assert torch.allclose(y[:, :, :2], alone, atol=1e-6)
     with pytest.raises(ValueError, match=r"\(N,\) = \(3,\)"):
