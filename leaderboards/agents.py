@@ -32,6 +32,7 @@ AGENTS: dict[str, str] = {
     "marl.vdn": "gymgen.agents.marl.leaderboard:make_vdn",
     "marl.qmix": "gymgen.agents.marl.leaderboard:make_qmix",
     "marl.wqmix": "gymgen.agents.marl.leaderboard:make_wqmix",  # OW/CW-QMIX (MAST applies to it)
+    "marl.res_qmix": "gymgen.agents.marl.leaderboard:make_res_qmix",  # RES-QMIX (MAST applies to it)
     "marl.mappo": "gymgen.agents.marl.leaderboard:make_mappo",
     "marl.ippo": "gymgen.agents.marl.leaderboard:make_ippo",
     "marl.matd3": "gymgen.agents.marl.leaderboard:make_matd3",
@@ -39,6 +40,7 @@ AGENTS: dict[str, str] = {
     "marl.mast": "gymgen.agents.marl.mast:make_mast",
     "marl.mast_vdn": "gymgen.agents.marl.mast:make_mast_vdn",
     "marl.mast_wqmix": "gymgen.agents.marl.mast:make_mast_wqmix",
+    "marl.mast_res": "gymgen.agents.marl.mast:make_mast_res",
     "marl.qmix_ss": "gymgen.agents.marl.mast:make_qmix_ss",
     "marl.qmix_set": "gymgen.agents.marl.mast:make_qmix_set",
     "marl.qmix_rigl": "gymgen.agents.marl.mast:make_qmix_rigl",

@@ -4,7 +4,9 @@ config dataclass, ``train(env, cfg) -> policy`` and a resumable ``trainer(env, c
 - ``iql`` (independent recurrent DQN), ``vdn`` (sum mixer), ``qmix`` (monotonic hypernetwork mixer):
   pymarl2's conventions (GRU agents, double-Q masked TD(lambda) targets over whole episodes);
 - ``wqmix``: Weighted QMIX (OW / CW): QMIX's utilities weighted towards better joint actions by an
-  unrestricted central ``Q*`` (MAST's third value-based method);
+  unrestricted central ``Q*`` (one of the value-based methods MAST sparsifies);
+- ``res_qmix``: RES-QMIX (regularized softmax): a softmax bootstrap over counterfactual joint actions and a
+  regulariser towards observed returns, against QMIX's overestimation (with QMIX and WQMIX, the methods MAST sparsifies);
 - ``mappo`` / ``ippo``: PPO with a centralised / local critic on TorchRL's ``MAPPOLoss`` / ``IPPOLoss``
   (``MaskedCategorical`` or ``TanhNormal`` actors, ``MultiAgentGAE``, ``PopArtValueNorm``);
 - ``matd3``: TD3 with per-agent actors and a centralised critic on TorchRL's ``TD3Loss`` (MaMuJoCo);
@@ -15,7 +17,7 @@ Every agent trains on a TorchRL env in gymgen's multi-agent layout (``("agents",
 ``done``), through a TorchRL ``Collector``: gymgen's batched envs (``gymgen.make_batched``, a thousand
 battles at once; or just pass the env id) or ``adapter.ParallelEnvAdapter`` around any PettingZoo
 ``ParallelEnv`` (mpe2, MaMuJoCo, heterogeneous observation/action spaces). ``device=`` in every config.
-Leaderboard ids ``marl.iql``, ``marl.vdn``, ``marl.qmix``, ``marl.wqmix``, ``marl.mappo``, ``marl.ippo``, ``marl.matd3``
+Leaderboard ids ``marl.iql``, ``marl.vdn``, ``marl.qmix``, ``marl.wqmix``, ``marl.res_qmix``, ``marl.mappo``, ``marl.ippo``, ``marl.matd3``
 and ``marl.random`` (``leaderboard.py``).
 
 Shared pieces, written once: ``layers`` (the layer factory, per-agent/grouped linear layers), ``nets``
@@ -52,6 +54,6 @@ Extension hooks (for MAST, Kaleidoscope and your own variants; none needs a fork
   a mean actor objective are ``n_critics=5, target_reduction="min", actor_reduction="mean"``.
 """
 
-from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn, wqmix  # noqa: F401
+from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, res_qmix, vdn, wqmix  # noqa: F401
 
-__all__ = ["iql", "vdn", "qmix", "wqmix", "mappo", "ippo", "matd3"]
+__all__ = ["iql", "vdn", "qmix", "wqmix", "res_qmix", "mappo", "ippo", "matd3"]

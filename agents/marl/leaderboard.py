@@ -25,7 +25,7 @@ from gymgen.agents.marl.adapter import ParallelEnvAdapter, PettingZooLayout
 from gymgen.agents.marl.scripted import random_actions
 from gymgen.agents.marl.trainer import Trainer, task_metrics
 
-METHODS = {"iql": "IQLConfig", "vdn": "VDNConfig", "qmix": "QMIXConfig", "wqmix": "WQMIXConfig", "mappo": "MAPPOConfig", "ippo": "IPPOConfig",
+METHODS = {"iql": "IQLConfig", "vdn": "VDNConfig", "qmix": "QMIXConfig", "wqmix": "WQMIXConfig", "res_qmix": "RESConfig", "mappo": "MAPPOConfig", "ippo": "IPPOConfig",
            "matd3": "MATD3Config"}
 _EXTRA_METHODS = {"mast": "MASTConfig"}  # agents/marl/mast.py builds on this class; its ids: mast.AGENT_IDS
 METHODS.update({"kaleidoscope_qmix": "KaleidoscopeQMIXConfig", "kaleidoscope_matd3": "KaleidoscopeMATD3Config",
@@ -177,6 +177,7 @@ def _factory(method: str):
 
 
 make_iql, make_vdn, make_qmix, make_wqmix = _factory("iql"), _factory("vdn"), _factory("qmix"), _factory("wqmix")
+make_res_qmix = _factory("res_qmix")
 make_mappo, make_ippo, make_matd3 = _factory("mappo"), _factory("ippo"), _factory("matd3")
 make_kaleidoscope_qmix, make_kaleidoscope_matd3 = _factory("kaleidoscope_qmix"), _factory("kaleidoscope_matd3")  # issue 15
 make_seps = _factory("seps")

@@ -1,4 +1,4 @@
-"""MAST (Hu et al., NeurIPS 2024): dynamic sparse training of value-based MARL (QMIX, VDN, WQMIX), and the
+"""MAST (Hu et al., NeurIPS 2024): dynamic sparse training of value-based MARL (QMIX, VDN, WQMIX, RES), and the
 sparse baselines it is compared with, at the same density.
 
 MAST trains every network of QMIX/VDN (recurrent agent and mixer) with only ``density`` of its weights
@@ -24,6 +24,11 @@ Pieces (each switchable for ablations through ``MASTConfig``)
 - **WQMIX** (``mixer="wqmix"``, id ``marl.mast_wqmix``): OW/CW-QMIX (``wqmix.py``) with its central ``Q*``
   nets (central agent and feed-forward central mixer) masked and evolved like the others; Soft Mellowmax
   then replaces WQMIX's bootstrap rule on ``Q*``'s utilities (its default: ``Q*`` at QMIX's greedy actions).
+- **RES** (``mixer="res"``, id ``marl.mast_res``): RES-QMIX (``res_qmix.py``: softmax bootstrap over
+  counterfactual joint actions, regulariser towards observed returns) on masked QMIX nets. RES's softmax
+  over joint actions *is* its target operator, so Soft Mellowmax does not apply (``soft_mellowmax`` must be
+  off; the preset turns it off); hybrid TD(lambda) and the dual buffer apply as for QMIX. Our choice: the
+  paper does not say how its operator and RES's combine.
 - **One sparse layer for agent nets and mixer**: the networks keep their ordinary linear layers (and the
   agent's GRU); ``agents/sparse.SparseMasks`` (the family-neutral sparse core written for NE, reused
   unchanged) holds one bool mask per weight tensor (every ``>= 2``-dim parameter of the agent net, its GRU
@@ -93,7 +98,9 @@ for VDN's sum apart from ``N``.
   episodes_per_update``) the average per update is ``(4 f_S (dT - 1) + 3 f_S + f_D) / dT``; relative to the
   dense ``4 f_D``, summed over agent (``x N``) and mixer (WQMIX: plus its central agent ``x N`` and central
   mixer, which never act, so inference FLOPs are the agent's alone; CW's extra ``Q*(s, u^*)`` forward, one
-  central-mixer pass per sample, is not counted). Static sparse, SET (random regrowth needs no
+  central-mixer pass per sample, is not counted; RES: plus its ``2 N A`` forward-only mixer passes per sample
+  over the counterfactual joint actions, online and target, ``2 N A f(mixer)`` in sparse and dense alike).
+  Static sparse, SET (random regrowth needs no
   gradient) and Tiny use ``4 f_S`` (Tiny's ``f_S`` = its own dense count). These are the algorithmic FLOPs of
   sparse kernels: here the masks multiply dense matrices, so on CPU a sparse net trains no faster than the
   dense one (wall-clock is reported beside FLOPs, never replaced by them).
@@ -114,6 +121,7 @@ from gymgen.agents.marl.collect import group_shape, state_dim
 from gymgen.agents.marl.episodes import DualReplay, EpisodeReplay
 from gymgen.agents.marl.nets import QMixer, RecurrentQNet, VDNMixer, input_dim
 from gymgen.agents.marl.layers import dense_linear, linear_factory
+from gymgen.agents.marl.res_qmix import SoftmaxFields, attach_softmax
 from gymgen.agents.marl.targets import SoftMellowmax, TDLambda
 from gymgen.agents.marl.trainer import train_to_budget
 from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueTrainer, resolve_env, rnn_groups
@@ -121,14 +129,17 @@ from gymgen.agents.marl.wqmix import WeightingFields, attach_weighting, central_
 from gymgen.agents.sparse import SparseMasks
 
 TOPOLOGIES = ("rigl", "set", "static", "dense", "tiny")
-MIXERS = ("qmix", "vdn", "wqmix")
+MIXERS = ("qmix", "vdn", "wqmix", "res")
+#: mixers whose nets are QMIX's (RES and WQMIX change the loss; WQMIX adds central nets)
+QMIX_BASED = ("qmix", "wqmix", "res")
 
 
 @dataclass
-class MASTConfig(WeightingFields, QLearningConfig):
+class MASTConfig(SoftmaxFields, WeightingFields, QLearningConfig):
     """MAST settings: every field of ``QLearningConfig`` (pymarl2's QMIX defaults) plus the sparse-training
     and value-learning switches (module docstring; defaults = MAST-QMIX at 10% density). ``mixer`` is
-    ``"qmix"``, ``"vdn"`` or ``"wqmix"`` (Weighted QMIX; its ``WeightingFields`` are used only then)."""
+    ``"qmix"``, ``"vdn"``, ``"wqmix"`` (Weighted QMIX; its ``WeightingFields`` are used only then) or ``"res"``
+    (RES-QMIX; its ``SoftmaxFields`` are used only then, and ``soft_mellowmax`` must be off)."""
 
     mixer: str = "qmix"
     density: float = 0.1
@@ -152,8 +163,12 @@ class MASTConfig(WeightingFields, QLearningConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_weighting()
+        self.check_softmax()
         if self.mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {MIXERS}, got {self.mixer!r}")
+        if self.mixer == "res" and self.soft_mellowmax:
+            raise ValueError("mixer='res' bootstraps with RES's own softmax over joint actions: set soft_mellowmax=False "
+                             "(the marl.mast_res preset does)")
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
         if self.distribution not in ("erdos_renyi", "uniform"):
@@ -186,6 +201,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mast": {},
     "mast_vdn": dict(mixer="vdn"),
     "mast_wqmix": dict(mixer="wqmix"),
+    "mast_res": dict(mixer="res", soft_mellowmax=False),
     "qmix_ss": dict(topology="static", **NO_FIXES),
     "qmix_set": dict(topology="set", **NO_FIXES),
     "qmix_rigl": dict(topology="rigl", **NO_FIXES),
@@ -379,13 +395,15 @@ def network_flops(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tenso
 def flops_report(agent_weights: dict[str, torch.Tensor], mixer_weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None,
                  *, n_agents: int, mixing_flops: int, rigl_interval_updates: float | None,
                  reference: tuple[int, ...] | None = None, central_agent_weights: dict[str, torch.Tensor] | None = None,
-                 central_mixer_weights: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+                 central_mixer_weights: dict[str, torch.Tensor] | None = None,
+                 extra_mixer_forwards: int = 0) -> dict[str, float]:
     """Training/inference FLOPs of the (sparse) nets relative to dense (formulas in the module docstring).
 
     ``rigl_interval_updates``: updates between RigL steps (``None``: no dense-gradient steps). ``reference``:
     the dense ``(f_D agent, f_D mixer[, f_D central agent, f_D central mixer])`` to compare with when the nets
     themselves are smaller (Tiny). WQMIX's central nets count in training (the central agent per agent row, as
-    the agent) and not in inference (acting uses the agent net only)."""
+    the agent) and not in inference (acting uses the agent net only). ``extra_mixer_forwards``: forward-only
+    mixer passes per sample beyond the usual ones (RES: ``2 N A``), counted in training, sparse and dense."""
     a_s, a_d = network_flops(agent_weights, masks)
     m_s, m_d = network_flops(mixer_weights, masks)
     ca_s, ca_d = network_flops(central_agent_weights or {}, masks)
@@ -402,10 +420,12 @@ def flops_report(agent_weights: dict[str, torch.Tensor], mixer_weights: dict[str
     else:
         dt = max(1.0, float(rigl_interval_updates))
         train_s = (4.0 * sparse * (dt - 1.0) + 3.0 * sparse + dense) / dt
+    train_s += extra_mixer_forwards * m_s
+    train_d = 4.0 * dense + extra_mixer_forwards * m_d
     return {"inference_flops": float(inf_s), "inference_flops_dense": float(inf_d),
             "inference_flops_relative_to_dense": inf_s / inf_d,
-            "train_flops_per_sample": train_s, "train_flops_per_sample_dense": 4.0 * dense,
-            "train_flops_relative_to_dense": train_s / (4.0 * dense)}
+            "train_flops_per_sample": train_s, "train_flops_per_sample_dense": train_d,
+            "train_flops_relative_to_dense": train_s / train_d}
 
 
 def mixing_flops(mixer: nn.Module | None, n_agents: int) -> int:
@@ -424,7 +444,7 @@ class MASTTrainer(ValueTrainer):
         env, auto_eval = resolve_env(env, cfg.n_envs, cfg.device, cfg.eval_episodes)
         eval_env = eval_env if eval_env is not None else auto_eval
         n_agents, obs_dim, n_actions = group_shape(env, group)
-        s_dim = state_dim(env) if cfg.mixer in ("qmix", "wqmix") else 0
+        s_dim = state_dim(env) if cfg.mixer in QMIX_BASED else 0
         self.full_cfg = cfg
         self._dense_ref = _build_nets(replace(cfg, topology="dense"), obs_dim, n_actions, n_agents, s_dim)
         if cfg.topology == "tiny":
@@ -439,9 +459,11 @@ class MASTTrainer(ValueTrainer):
                                                                 EpisodeReplay(min(c.recent_episodes, c.buffer_episodes), device, gen),
                                                                 c.recent_fraction)
         cfg = replace(cfg, **hooks)
-        super().__init__(env, cfg, "qmix" if cfg.mixer == "wqmix" else cfg.mixer, eval_env=eval_env, group=group)
+        super().__init__(env, cfg, "qmix" if cfg.mixer in QMIX_BASED else cfg.mixer, eval_env=eval_env, group=group)
         if cfg.mixer == "wqmix":
             attach_weighting(self, cfg)  # the central Q* nets join the loss and a rebuilt optimizer
+        elif cfg.mixer == "res":
+            attach_softmax(self, cfg)  # RES's loss over the same nets, and a rebuilt optimizer
         self.topology: SparseTopology | None = None
         if cfg.sparse:
             weights = sparse_weights(self.loss.agent, self.loss.mixer, rnn=cfg.sparsify_rnn, mix=cfg.sparsify_mixer,
@@ -509,7 +531,8 @@ class MASTTrainer(ValueTrainer):
         out.update(flops_report(weights["agent"], weights.get("mixer", {}), masks, n_agents=self.n_agents,
                                 mixing_flops=mixing_flops(self.loss.mixer, self.n_agents), rigl_interval_updates=interval,
                                 reference=ref, central_agent_weights=weights.get("central_agent"),
-                                central_mixer_weights=weights.get("central_mixer")))
+                                central_mixer_weights=weights.get("central_mixer"),
+                                extra_mixer_forwards=2 * self.n_agents * self.n_actions if self.cfg.mixer == "res" else 0))
         return out
 
     def stats(self) -> dict[str, float]:
@@ -546,6 +569,7 @@ def _leaderboard_factory(name: str) -> Callable[..., Any]:
 
 
 make_mast, make_mast_vdn, make_mast_wqmix = _leaderboard_factory("mast"), _leaderboard_factory("mast_vdn"), _leaderboard_factory("mast_wqmix")
+make_mast_res = _leaderboard_factory("mast_res")
 make_qmix_ss, make_qmix_set = _leaderboard_factory("qmix_ss"), _leaderboard_factory("qmix_set")
 make_qmix_rigl, make_qmix_tiny = _leaderboard_factory("qmix_rigl"), _leaderboard_factory("qmix_tiny")
 

@@ -165,13 +165,19 @@ class QMixer(nn.Module):
         self.v = AgentMLP([state_dim, embed, 1], make_linear, role="mixer.v")
 
     def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """``q`` ``(..., N)`` chosen utilities, ``state`` ``(..., S)`` -> ``Q_tot`` ``(...)``."""
-        lead = q.shape[:-1]
-        w1 = self.hyper_w1(state).abs().reshape(*lead, self.n_agents, self.embed)
-        b1 = self.hyper_b1(state)
+        """``q`` ``(..., N)`` chosen utilities, ``state`` ``(..., S)`` -> ``Q_tot`` ``(...)``.
+
+        ``q`` may carry extra dims just before ``N`` (``(..., K, N)``: ``K`` joint actions per state, as RES's
+        counterfactual set): the hypernetworks then run once per state and their weights are broadcast."""
+        extra = q.dim() - state.dim()
+        if extra < 0:
+            raise ValueError(f"q {tuple(q.shape)} must have at least the dims of state {tuple(state.shape)}")
+        w1 = self.hyper_w1(state).abs().reshape(*state.shape[:-1], self.n_agents, self.embed)
+        b1, w2, v = self.hyper_b1(state), self.hyper_w2(state).abs(), self.v(state).squeeze(-1)
+        for _ in range(extra):
+            w1, b1, w2, v = w1.unsqueeze(-3), b1.unsqueeze(-2), w2.unsqueeze(-2), v.unsqueeze(-1)
         hidden = F.elu(torch.einsum("...n,...ne->...e", q, w1) + b1)
-        w2 = self.hyper_w2(state).abs()
-        return (hidden * w2).sum(-1) + self.v(state).squeeze(-1)
+        return (hidden * w2).sum(-1) + v
 
 
 class CentralMixer(nn.Module):

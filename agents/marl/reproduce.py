@@ -39,10 +39,11 @@ import torch
 from gymgen.leaderboards.stats import mean_t_interval as ci95, paired_difference
 
 def _modules() -> dict[str, tuple[Any, type]]:
-    from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, vdn, wqmix
+    from gymgen.agents.marl import ippo, iql, mappo, matd3, qmix, res_qmix, vdn, wqmix
 
     return {"iql": (iql, iql.IQLConfig), "vdn": (vdn, vdn.VDNConfig), "qmix": (qmix, qmix.QMIXConfig),
             "wqmix": (wqmix, wqmix.WQMIXConfig),
+            "res_qmix": (res_qmix, res_qmix.RESConfig),
             "mappo": (mappo, mappo.MAPPOConfig), "ippo": (ippo, ippo.IPPOConfig), "matd3": (matd3, matd3.MATD3Config),
             **_mast_modules(),
             **_kaleidoscope_modules()}

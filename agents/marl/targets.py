@@ -33,6 +33,11 @@ class ReturnEstimator(Protocol):
                  next_value: torch.Tensor, gamma: float) -> torch.Tensor: ...
 
 
+def greedy_actions(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """Per-agent argmax over legal actions ``(..., N, A) -> (..., N, 1)`` (rows with no legal action: 0)."""
+    return q.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)
+
+
 class MaxOperator:
     """``max_a`` over legal actions; with ``double_q`` the action is the online net's masked argmax and its
     value is read from the target net (van Hasselt et al. 2016; pymarl2's default)."""
@@ -43,8 +48,7 @@ class MaxOperator:
     def __call__(self, q_target: torch.Tensor, q_online: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
         any_legal = avail.any(-1)
         if self.double_q:
-            a = q_online.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)
-            value = q_target.gather(-1, a).squeeze(-1)
+            value = q_target.gather(-1, greedy_actions(q_online, avail)).squeeze(-1)
         else:
             value = q_target.masked_fill(~avail, float("-inf")).amax(-1)
         return torch.where(any_legal, value, torch.zeros_like(value))

@@ -46,7 +46,7 @@ from torchrl.envs import EnvBase
 from gymgen.agents.marl.collect import state_dim, team_reward
 from gymgen.agents.marl.layers import dense_linear, linear_factory
 from gymgen.agents.marl.nets import CentralMixer, RecurrentQNet, input_dim
-from gymgen.agents.marl.targets import TargetOperator
+from gymgen.agents.marl.targets import TargetOperator, greedy_actions
 from gymgen.agents.marl.trainer import check_positive_ints, check_positive_numbers, train_to_budget
 from gymgen.agents.marl.value_based import (QLearningConfig, QPolicy, ValueDecompositionLoss, ValueTrainer, rnn_groups,
                                             taken_utilities)
@@ -98,11 +98,6 @@ class WQMIXConfig(WeightingFields, QLearningConfig):
         self.check_weighting()
 
 
-def _greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
-    """Per-agent argmax over legal actions ``(..., N, A) -> (..., N, 1)`` (rows with no legal action: 0)."""
-    return q.masked_fill(~avail, float("-inf")).argmax(-1, keepdim=True)
-
-
 class WeightedQMIXLoss(ValueDecompositionLoss):
     """OW/CW-QMIX's two TD losses over a batch of padded episodes (module docstring for the formulas).
 
@@ -138,7 +133,7 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
         if self.weighting == "ow":
             return torch.where(chosen < targets, one, low)
         avail, alive = batch["avail"][:, :-1], batch["alive"][:, :-1]
-        greedy = _greedy(q, avail)  # QMIX's greedy joint action u^* at s
+        greedy = greedy_actions(q, avail)  # QMIX's greedy joint action u^* at s
         q_star_greedy = self.central_mixer(qc.gather(-1, greedy).squeeze(-1) * alive.to(qc.dtype), batch["state"][:, :-1])
         is_greedy = ((batch["action"][:, :-1] == greedy.squeeze(-1)) | ~alive).all(-1)
         return torch.where((targets > q_star_greedy) | is_greedy, one, low)
@@ -156,7 +151,7 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
                 next_q = self.custom_operator(qc_target[:, 1:], q[:, 1:].detach(), avail[:, 1:]) * alive_n
             else:
                 selector = q[:, 1:] if self.double_q else self.target_agent(x, None, index)[0][:, 1:]
-                next_q = qc_target[:, 1:].gather(-1, _greedy(selector, avail[:, 1:])).squeeze(-1) * alive_n
+                next_q = qc_target[:, 1:].gather(-1, greedy_actions(selector, avail[:, 1:])).squeeze(-1) * alive_n
             next_star = self.target_central_mixer(next_q, state[:, 1:])
             reward = team_reward(batch["reward"][:, :-1].to(q.dtype), alive[:, :-1])
             targets = self.return_estimator(reward, term, filled, next_star, self.gamma)

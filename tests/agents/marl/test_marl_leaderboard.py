@@ -10,7 +10,7 @@ from gymgen.leaderboards.contract import Budget, env_spec
 from gymgen.leaderboards.runner import RunSpec, expand, run_one
 from gymgen.leaderboards.suite import load_suite
 
-IDS = ("marl.random", "marl.iql", "marl.vdn", "marl.qmix", "marl.wqmix", "marl.mappo", "marl.ippo", "marl.matd3")
+IDS = ("marl.random", "marl.iql", "marl.vdn", "marl.qmix", "marl.wqmix", "marl.res_qmix", "marl.mappo", "marl.ippo", "marl.matd3")
 
 
 def test_every_marl_agent_is_in_the_table_and_imports():

@@ -76,9 +76,9 @@ def _trainer(**kw) -> mast.MASTTrainer:
     return mast.trainer("gymgen/SMACLite-3m-v0", mast.MASTConfig(**{**TINY, **kw}))
 
 
-@pytest.mark.parametrize("topology,mixer", [("rigl", "qmix"), ("set", "qmix"), ("rigl", "wqmix")])
+@pytest.mark.parametrize("topology,mixer", [("rigl", "qmix"), ("set", "qmix"), ("rigl", "wqmix"), ("rigl", "res")])
 def test_density_is_exact_after_every_topology_update_and_pruned_weights_stay_zero(topology, mixer):
-    t = _trainer(topology=topology, density=0.2, seed=4, mixer=mixer)
+    t = _trainer(topology=topology, density=0.2, seed=4, mixer=mixer, **({"soft_mellowmax": False} if mixer == "res" else {}))
     masks = t.topology.masks
     if mixer == "wqmix":  # WQMIX's central Q* nets are sparse too
         assert any(k.startswith("central_agent.") for k in masks.masks) and any(k.startswith("central_mixer.") for k in masks.masks)
@@ -166,6 +166,11 @@ def test_flops_equal_a_hand_count_on_a_tiny_net():
     assert wq["inference_flops"] == rep["inference_flops"] and wq["inference_flops_dense"] == 3 * a_d
     s_wq, d_wq = s + 3 * 2 * 1 + 2 * 4, d + 3 * 2 * 9 + 2 * 4
     assert wq["train_flops_per_sample"] == pytest.approx(4 * s_wq) and wq["train_flops_relative_to_dense"] == pytest.approx(s_wq / d_wq)
+    # RES: 2 N A forward-only mixer passes per sample on top (here 5 of them), in sparse and dense alike
+    rs = mast.flops_report(agent, mixer, masks, n_agents=3, mixing_flops=7, rigl_interval_updates=None, extra_mixer_forwards=5)
+    assert rs["train_flops_per_sample"] == pytest.approx(4 * s + 5 * m_s)
+    assert rs["train_flops_relative_to_dense"] == pytest.approx((4 * s + 5 * m_s) / (4 * d + 5 * m_d))
+    assert rs["inference_flops"] == rep["inference_flops"]
 
 
 def test_tiny_baseline_matches_the_sparse_weight_count_and_metrics_report_density():
@@ -186,9 +191,11 @@ def test_schedule_and_config_errors():
     assert mast.cosine_drop_fraction(0.375, 0.3, 0.75) == pytest.approx(0.15)
     assert mast.cosine_drop_fraction(0.8, 0.3, 0.75) == 0.0
     for bad in (dict(density=0.0), dict(density=1.5), dict(topology="lottery"), dict(mixer="qtran"), dict(omega=0.0),
-                dict(recent_fraction=float("nan")), dict(recent_episodes=0), dict(drop_fraction=-0.1)):
+                dict(recent_fraction=float("nan")), dict(recent_episodes=0), dict(drop_fraction=-0.1), dict(res_beta=-1.0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             mast.MASTConfig(**bad)
+    with pytest.raises(ValueError, match="soft_mellowmax=False"):
+        mast.MASTConfig(mixer="res")
     with pytest.raises(KeyError, match="unknown MAST variant"):
         mast.variant_config("mast_xl")
 
@@ -264,3 +271,21 @@ def test_mast_wqmix_trains_sparse_with_soft_mellowmax_on_q_star():
     tiny = _trainer(mixer="wqmix", topology="tiny", density=0.25, seed=0, **mast.NO_FIXES)
     assert tiny.cfg.central_embed < TINY["central_embed"] and tiny.sparsity_metrics()["density"] == pytest.approx(0.25, abs=0.05)
     tiny.close()
+
+
+def test_mast_res_trains_sparse_with_res_loss_and_counts_its_counterfactual_passes():
+    from gymgen.agents.marl.res_qmix import RegularizedSoftmaxLoss
+
+    t = _trainer(**{**mast.VARIANTS["mast_res"], "density": 0.2, "seed": 2})
+    assert isinstance(t.loss, RegularizedSoftmaxLoss) and isinstance(t.loss.return_estimator, mast.HybridTDLambda)
+    assert t.actor.net is t.loss.agent and any(k.startswith("mixer.") for k in t.topology.masks.masks)
+    t.train(320)
+    m = t.sparsity_metrics()
+    assert m["density"] == pytest.approx(0.2, abs=0.01) and m["topology_updates"] > 0
+    assert math.isfinite(t.last_losses["loss_res"]) and t.last_losses["softmax_below_max"] >= 0.0
+    plain = _trainer(density=0.2, seed=2, soft_mellowmax=False)  # MAST-QMIX: same nets, no counterfactual passes
+    mp = plain.sparsity_metrics()
+    assert m["inference_flops"] == mp["inference_flops"]
+    assert m["train_flops_per_sample_dense"] > mp["train_flops_per_sample_dense"]
+    t.close()
+    plain.close()
