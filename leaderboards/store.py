@@ -66,6 +66,11 @@ def _corrupt(path: Path, why: str) -> StoreError:
     )
 
 
+def _busy(exc: BaseException) -> bool:
+    """Whether an SQLite error means another connection holds a lock (not that the file is damaged)."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
 def claim_owner() -> str:
     """This process as a claim owner: ``host|pid-namespace|pid|random`` (see :func:`owner_is_dead`)."""
     return f"{socket.gethostname()}|{_pid_namespace()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
@@ -105,7 +110,7 @@ def _value(v: Any) -> float:
 class Store:
     """One SQLite file; safe against SIGKILL (WAL + one transaction per finished run)."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+    def __init__(self, path: str | Path = DEFAULT_DB, *, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path).expanduser()
         if self.path.is_dir():
             raise StoreError(f"results file {self.path} is a directory; pass --db with a file path "
@@ -116,27 +121,46 @@ class Store:
                              "with another file")
         try:
             # autocommit: every write goes through self._tx() (BEGIN IMMEDIATE ... COMMIT)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open results file {self.path}: {exc}") from None
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            problems = self.problems()
-            if problems:
-                self.db.close()
-                raise _corrupt(self.path, problems)
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
+        # Switching a new file to WAL needs an exclusive lock and SQLite answers "database is locked" at once
+        # (no busy wait) while another runner creates the same store: retry until lock_timeout_s, and never
+        # report a held lock as corruption (two runners starting on one fresh --db hit exactly this).
+        deadline = time.monotonic() + lock_timeout_s
+        while True:
+            try:
+                self._open()
+                return
+            except sqlite3.DatabaseError as exc:
+                if not _busy(exc):
+                    self.db.close()
+                    raise _corrupt(self.path, str(exc)) from None
+                if time.monotonic() >= deadline:
+                    self.db.close()
+                    raise StoreError(f"results file {self.path} stayed locked by another process for {lock_timeout_s:g} s "
+                                     f"({exc}); nothing was written to it. Wait for that process or pass --db with "
+                                     "another file") from None
+                time.sleep(0.05)
+
+    def _open(self) -> None:
+        """Set the connection up (WAL, foreign keys), check the file and bring its schema up to date."""
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        problems = self.problems()
+        if problems:
             self.db.close()
-            raise _corrupt(self.path, str(exc)) from None
+            raise _corrupt(self.path, problems)
+        self._migrate()
 
     def problems(self) -> str | None:
         """What ``PRAGMA quick_check`` finds wrong with the file (None when it is intact)."""
         try:
             found = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
         except sqlite3.DatabaseError as exc:
+            if _busy(exc):
+                raise  # a lock held elsewhere says nothing about the file
             return str(exc)
         return None if found == ["ok"] else "; ".join(found)[:300]
 

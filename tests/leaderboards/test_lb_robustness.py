@@ -310,3 +310,22 @@ def test_leaking_workers_are_recycled_after_max_runs_or_above_the_rss_cap(write_
                        worker_max_runs=100, worker_max_rss_mb=min(rss) - 40)  # every worker ends a run above it
     assert counts["ok"] == 2
     assert len(set(_by_run(capped, "pid"))) == 2
+
+
+# ---- concurrent opens: a held lock is waited for, never reported as corruption ------------------------
+def test_a_lock_held_elsewhere_is_waited_for_and_never_called_corrupt(tmp_path: Path) -> None:
+    """Two VPDD claim runners started together on a new --db: the second was told the file was corrupt
+    ("database is locked" while the first set it up). A held lock is now waited for, then named as such."""
+    import threading
+
+    db = tmp_path / "held.sqlite"
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreError, match="locked by another process") as e:
+        Store(db, lock_timeout_s=0.3)
+    assert "corrupt" not in str(e.value) and str(db) in str(e.value)
+    threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+    store = Store(db, lock_timeout_s=20)  # waits for the lock, then opens normally
+    assert store.problems() is None and store.runs("t") == []
+    store.close()
+    holder.close()
