@@ -3,6 +3,7 @@
     cpu-slot python scripts/run_vpdd_claim.py --agents vpdd-1demo ... &   # split the agents over the
     cpu-slot python scripts/run_vpdd_claim.py --agents bc-1demo ... &     # 2 CPU slots; one SQLite store
     python scripts/run_vpdd_claim.py --report-only           # docs/vpdd_claim.md + .json
+    python scripts/run_vpdd_claim.py --report-only --keep-from docs/vpdd_claim.json   # keep tasks run elsewhere
 
 Runs have the same keys as `gymgen leaderboard run vpdd`, so either command resumes the other.
 The report gives per task and agent the success rate over 3 seeds x 50 episodes with a Wilson 95% CI
@@ -46,13 +47,21 @@ def diff_ci(a: list[float], b: list[float], episodes: int, reps: int = 4000, see
     return float(np.percentile(out, 2.5)), float(np.percentile(out, 97.5))
 
 
-def report(suite, store, out_md: Path, out_json: Path) -> dict:
+def report(suite, store, out_md: Path, out_json: Path, earlier: dict | None = None) -> dict:
+    """Write the claim report of every task in ``store``; tasks only in ``earlier`` (a previous report's JSON,
+    e.g. from a store that is gone) are carried over from their stored per-seed rates."""
     episodes = suite.budget.eval_episodes
     rows: dict = {}
     for p in store.points(suite.name):
         if p["status"] != "ok" or p["metric"] != "return":
             continue
         rows.setdefault(p["env_id"], {}).setdefault(p["agent_name"], {})[p["seed_index"]] = p["value"]
+    if earlier is not None:
+        if earlier.get("episodes_per_seed") != episodes:
+            raise SystemExit(f"--keep-from has {earlier.get('episodes_per_seed')} episodes per seed, the suite {episodes}")
+        for env_id, agents in earlier["tasks"].items():
+            if env_id not in rows:
+                rows[env_id] = {name: dict(enumerate(a["per_seed"])) for name, a in agents.items() if "per_seed" in a}
     fails = [(r["agent_name"], r["env_id"], (r["error"] or "").splitlines()[0][:120]) for r in store.runs(suite.name)
              if r["status"] != "ok"]
     res: dict = {"episodes_per_seed": episodes, "tasks": {}, "failed_runs": fails}
@@ -102,7 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--md", default="docs/vpdd_claim.md")
     ap.add_argument("--json", default="docs/vpdd_claim.json")
+    ap.add_argument("--keep-from", default=None,
+                    help="an earlier report's JSON: its tasks that the store does not hold are kept in the report")
     args = ap.parse_args(argv)
+    earlier = json.loads(Path(args.keep_from).read_text()) if args.keep_from else None
     torch.set_num_threads(1)
     suite = load_suite("vpdd")
     store = Store(args.db)
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                         on_result=lambda r, res: print(r.key, res["status"], round(res["duration_s"]),
                                                        (res["points"][-1]["metrics"] if res["points"] else res["error"]),
                                                        flush=True)))
-    report(suite, store, Path(args.md), Path(args.json))
+    report(suite, store, Path(args.md), Path(args.json), earlier)
 
 
 if __name__ == "__main__":
