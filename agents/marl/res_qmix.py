@@ -46,7 +46,7 @@ from torchrl.envs import EnvBase
 
 from gymgen.agents.marl.collect import team_reward
 from gymgen.agents.marl.nets import RecurrentQNet
-from gymgen.agents.marl.targets import greedy_actions
+from gymgen.agents.marl.targets import TDLambda, greedy_actions
 from gymgen.agents.marl.trainer import check_positive_numbers, train_to_budget
 from gymgen.agents.marl.value_based import QLearningConfig, QPolicy, ValueDecompositionLoss, ValueTrainer, taken_utilities
 
@@ -112,14 +112,9 @@ def softmax_value(values: torch.Tensor, scores: torch.Tensor, valid: torch.Tenso
 
 def discounted_returns(reward: torch.Tensor, filled: torch.Tensor, gamma: float) -> torch.Tensor:
     """``G_t = sum_{k >= t} gamma^(k - t) r_k`` over each episode's filled steps: ``(E, L) -> (E, L)``
-    (0 on padding); one matrix product with the upper-triangular discount matrix."""
-    L = reward.shape[-1]
-    t = torch.arange(L, device=reward.device, dtype=reward.dtype)
-    lag = t.unsqueeze(0) - t.unsqueeze(1)  # lag[t, k] = k - t
-    discount = torch.where(lag >= 0, torch.as_tensor(gamma, dtype=reward.dtype, device=reward.device) ** lag.clamp(min=0),
-                           torch.zeros((), dtype=reward.dtype, device=reward.device))
-    r = reward * filled.to(reward.dtype)
-    return (r @ discount.T) * filled.to(reward.dtype)
+    (0 on padding): the TD(1) return with nothing to bootstrap from after the episode's last stored step."""
+    zeros = torch.zeros_like(reward)
+    return TDLambda(1.0)(reward, zeros.bool(), filled, zeros, gamma)
 
 
 class RegularizedSoftmaxLoss(ValueDecompositionLoss):
@@ -163,19 +158,13 @@ class RegularizedSoftmaxLoss(ValueDecompositionLoss):
             targets = self.return_estimator(reward, term, filled, soft, self.gamma)
             returns = discounted_returns(reward, filled, self.gamma)
         chosen = self.mixer(taken_utilities(q, batch) * alive[:, :-1].to(q.dtype), state[:, :-1])
+        out = self.td_losses(chosen, targets, filled)
         m = filled.to(chosen.dtype)
         n = m.sum().clamp(min=1.0)
-        td = (chosen - targets) * m
-        out = TensorDict({"loss_td": 0.5 * td.pow(2).sum() / n,
-                          "loss_res": self.reg_lambda * 0.5 * ((chosen - returns) * m).pow(2).sum() / n,
-                          "td_error_abs": (td.abs().sum() / n).detach(),
-                          "q_taken_mean": ((chosen * m).sum() / n).detach(),
-                          "target_mean": ((targets * m).sum() / n).detach(),
-                          "return_mean": ((returns * m).sum() / n).detach(),
-                          "softmax_below_max": (((hard - soft) * m).sum() / n).detach()}, batch_size=[])
-        for name, reg in self.regularizers.items():
-            out.set(f"loss_{name}", reg(self, batch, out))
-        return out
+        out.update({"loss_res": self.reg_lambda * 0.5 * ((chosen - returns) * m).pow(2).sum() / n,
+                    "return_mean": ((returns * m).sum() / n).detach(),
+                    "softmax_below_max": (((hard - soft) * m).sum() / n).detach()})
+        return self.add_regularizers(batch, out)
 
 
 def attach_softmax(trainer: ValueTrainer, cfg: Any) -> RegularizedSoftmaxLoss:
@@ -199,10 +188,8 @@ class RESTrainer(ValueTrainer):
 
     def __init__(self, env: Any, cfg: RESConfig, mixer: str = "qmix", *, eval_env: EnvBase | None = None,
                  group: str = "agents") -> None:
-        if mixer not in MIXERS:
-            raise ValueError(f"RES needs a mixer, one of {MIXERS}; got {mixer!r}")
         super().__init__(env, cfg, mixer, eval_env=eval_env, group=group)
-        attach_softmax(self, cfg)
+        attach_softmax(self, cfg)  # refuses mixer="none"
 
 
 def trainer(env: Any, cfg: RESConfig | None = None, eval_env: EnvBase | None = None, mixer: str = "qmix") -> RESTrainer:

@@ -239,18 +239,27 @@ class ValueDecompositionLoss(LossModule):
             targets = self.return_estimator(team_reward(reward, alive[:, :-1]), term, filled, next_tot, self.gamma)
         return chosen, targets, filled
 
-    def forward(self, batch: TensorDictBase) -> TensorDict:
-        chosen, targets, mask = self.td_terms(batch)
+    @staticmethod
+    def td_losses(chosen: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> TensorDict:
+        """``loss_td`` (half the mean squared TD error over ``mask``) and the diagnostics every TD loss reports:
+        ``td_error_abs``, ``q_taken_mean``, ``target_mean``."""
         m = mask.to(chosen.dtype)
         td = (chosen - targets) * m
         n = m.sum().clamp(min=1.0)
-        out = TensorDict({"loss_td": 0.5 * td.pow(2).sum() / n,
-                          "td_error_abs": (td.abs().sum() / n).detach(),
-                          "q_taken_mean": ((chosen * m).sum() / n).detach(),
-                          "target_mean": ((targets * m).sum() / n).detach()}, batch_size=[])
+        return TensorDict({"loss_td": 0.5 * td.pow(2).sum() / n,
+                           "td_error_abs": (td.abs().sum() / n).detach(),
+                           "q_taken_mean": ((chosen * m).sum() / n).detach(),
+                           "target_mean": ((targets * m).sum() / n).detach()}, batch_size=[])
+
+    def add_regularizers(self, batch: TensorDictBase, out: TensorDict) -> TensorDict:
+        """``out`` with one ``loss_<name>`` per regulariser, each called as ``reg(self, batch, out)``."""
         for name, reg in self.regularizers.items():
             out.set(f"loss_{name}", reg(self, batch, out))
         return out
+
+    def forward(self, batch: TensorDictBase) -> TensorDict:
+        chosen, targets, mask = self.td_terms(batch)
+        return self.add_regularizers(batch, self.td_losses(chosen, targets, mask))
 
 
 def taken_utilities(q: torch.Tensor, batch: TensorDictBase) -> torch.Tensor:

@@ -171,9 +171,7 @@ class WeightedQMIXLoss(ValueDecompositionLoss):
                           "target_mean": ((targets * m).sum() / n).detach(),
                           "central_q_mean": ((central * m).sum() / n).detach(),
                           "full_weight_fraction": (((w == 1.0).to(m.dtype) * m).sum() / n).detach()}, batch_size=[])
-        for name, reg in self.regularizers.items():
-            out.set(f"loss_{name}", reg(self, batch, out))
-        return out
+        return self.add_regularizers(batch, out)
 
 
 def central_nets(cfg: Any, obs_dim: int, n_actions: int, n_agents: int, s_dim: int,
