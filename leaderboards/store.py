@@ -124,9 +124,9 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open results file {self.path}: {exc}") from None
-        # Switching a new file to WAL needs an exclusive lock and SQLite answers "database is locked" at once
-        # (no busy wait) while another runner creates the same store: retry until lock_timeout_s, and never
-        # report a held lock as corruption (two runners starting on one fresh --db hit exactly this).
+        # Setting a store up (WAL switch, check, schema) can meet "database is locked" while another runner does
+        # the same (seen: two claim runners started together on one fresh --db). Retry until lock_timeout_s and
+        # never report a held lock as corruption.
         deadline = time.monotonic() + lock_timeout_s
         while True:
             try:
