@@ -532,7 +532,7 @@ class MASTTrainer(ValueTrainer):
                                 mixing_flops=mixing_flops(self.loss.mixer, self.n_agents), rigl_interval_updates=interval,
                                 reference=ref, central_agent_weights=weights.get("central_agent"),
                                 central_mixer_weights=weights.get("central_mixer"),
-                                extra_mixer_forwards=2 * self.n_agents * self.n_actions if self.cfg.mixer == "res" else 0))
+                                extra_mixer_forwards=self.loss.extra_mixer_forwards(self.n_agents)))
         return out
 
     def stats(self) -> dict[str, float]:

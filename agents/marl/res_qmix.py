@@ -133,6 +133,11 @@ class RegularizedSoftmaxLoss(ValueDecompositionLoss):
         super().__init__(agent, mixer, **kwargs)
         self.beta, self.reg_lambda = float(beta), float(reg_lambda)
 
+    def extra_mixer_forwards(self, n_agents: int) -> int:
+        """``2 * N * A``: the bootstrap mixes all ``N * A`` counterfactual joint actions twice per transition
+        (scores through the online mixer, values through the target mixer) instead of one greedy joint action."""
+        return 2 * n_agents * self.n_actions
+
     @torch.no_grad()
     def bootstrap(self, q: torch.Tensor, q_target: torch.Tensor, avail: torch.Tensor, alive: torch.Tensor,
                   state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

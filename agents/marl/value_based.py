@@ -187,6 +187,11 @@ class ValueDecompositionLoss(LossModule):
         self.return_estimator = return_estimator or TDLambda(0.6)
         self.regularizers = dict(regularizers or {})
 
+    def extra_mixer_forwards(self, n_agents: int) -> int:
+        """Forward-only mixer passes per transition beyond the one that mixes the taken utilities and the one
+        that mixes the bootstrap utilities (FLOPs accounting): none for IQL, VDN and QMIX."""
+        return 0
+
     @torch.no_grad()
     def update_targets(self) -> None:
         """Hard update: copy the online agent (and mixer) into the target networks."""

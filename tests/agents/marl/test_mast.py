@@ -287,5 +287,8 @@ def test_mast_res_trains_sparse_with_res_loss_and_counts_its_counterfactual_pass
     mp = plain.sparsity_metrics()
     assert m["inference_flops"] == mp["inference_flops"]
     assert m["train_flops_per_sample_dense"] > mp["train_flops_per_sample_dense"]
+    # the loss, not the trainer, says how many extra mixer passes it makes: 2 N A for RES, none for QMIX
+    assert t.loss.extra_mixer_forwards(t.n_agents) == 2 * t.n_agents * t.n_actions
+    assert plain.loss.extra_mixer_forwards(plain.n_agents) == 0
     t.close()
     plain.close()
