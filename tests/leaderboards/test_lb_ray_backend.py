@@ -31,7 +31,8 @@ def _scenario(*args: str, timeout: float = 600) -> dict:
 def _serial_baseline(write_suite, tmp_path: Path) -> tuple[Path, Store]:
     """A two-run suite and its results from the serial backend (the reference every Ray run must equal)."""
     pytest.importorskip("ray")
-    path = write_suite([("lb_agents:make_seeded", "seeded")], seeds=1)
+    # the per-run limit only guards against hangs: Ray's worker start-up alone took over 60 s with both cores busy
+    path = write_suite([("lb_agents:make_seeded", "seeded")], seeds=1, timeout=300)
     serial = Store(tmp_path / "serial.sqlite")
     assert run_suite(load_suite(str(path)), serial, backend="serial", progress=False)["ok"] == 2
     return path, serial
