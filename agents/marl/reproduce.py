@@ -87,7 +87,9 @@ def run(method: str, env_id: str, seed: int, steps: int, eval_every: int, config
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     seen = 0
     while trainer.env_steps < steps:
-        trainer.train(min(eval_every, steps - trainer.env_steps))
+        chunk = min(eval_every, steps - trainer.env_steps)
+        # the budget's end is always evaluated, also when it is not a multiple of eval_every
+        trainer.train(chunk, evaluate_at_end=trainer.env_steps + chunk >= steps)
         for row in trainer.history[seen:]:
             _write(out, {"run": meta, "row": {**row, "load1": os.getloadavg()[0]}})
         seen = len(trainer.history)

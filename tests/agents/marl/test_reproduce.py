@@ -41,6 +41,15 @@ def test_run_baselines_summary_and_plot(tmp_path):
     assert png.stat().st_size > 1000
 
 
+def test_run_evaluates_the_end_of_a_budget_that_is_not_a_multiple_of_eval_every(tmp_path):
+    out = tmp_path / "r.jsonl"
+    cfg = json.dumps(dict(n_envs=16, collect_steps=5, batch_episodes=4, buffer_episodes=32, rnn_hidden=16, eval_episodes=8))
+    main(["run", "--method", "qmix", "--env", "gymgen/SMACLite-3m-v0", "--seed", "0", "--steps", "240",
+          "--eval-every", "160", "--config", cfg, "--out", str(out)])  # 80 env steps per collection
+    steps = [json.loads(line)["row"]["env_steps"] for line in out.read_text().splitlines()]
+    assert steps == [160.0, 240.0]
+
+
 def _synthetic_runs(path, method: str, config: dict, win_rates: dict[int, list[float]], mask: bool = False) -> None:
     with path.open("a") as f:
         for seed, curve in win_rates.items():
