@@ -81,6 +81,17 @@ def test_general_index_routes_rows_by_their_mask_id():
     for b in range(4):
         for r in range(6):
             assert torch.allclose(y[b, r], w[idx[b, r]] @ x[b, r] + layer.bias, atol=1e-5)
+    # gradients reach the shared weight and every mask's thresholds as in the row-by-row computation
+    grads = torch.autograd.grad(y.square().sum(), [layer.weight, layer.thresholds])
+    ref = torch.stack([torch.stack([layer.masked_weights()[idx[b, r]] @ x[b, r] + layer.bias for r in range(6)])
+                       for b in range(4)])
+    for g, g_ref in zip(grads, torch.autograd.grad(ref.square().sum(), [layer.weight, layer.thresholds])):
+        assert torch.allclose(g, g_ref, atol=1e-5)
+    per_battle = torch.tensor([[2, 0, 1, 1, 0, 2]])  # (1, 6): the same types in every battle
+    assert torch.allclose(layer(x, per_battle), layer(x, per_battle.expand(4, 6)), atol=1e-6)
+    assert layer(torch.randn(0, 6, 5), idx[:0]).shape == (0, 6, 2)
+    with pytest.raises(ValueError, match="mask ids 3..3, but the layer has 3 masks"):
+        layer(x, torch.full((4, 6), 3))
     with pytest.raises(ValueError, match="needs an index"):
         layer(torch.randn(2, 5, 5))
     with pytest.raises(ValueError, match="int64"):
