@@ -65,8 +65,12 @@ class SharedGRU(nn.Module):
 class GroupedGRU(nn.Module):
     """A GRU with its own weights per agent (no parameter sharing); same gate equations as ``nn.GRU``.
 
-    The input projections of all ``T`` steps are one einsum; the recurrence loops over time with a
-    per-agent ``einsum`` (``nn.GRU`` has no per-agent weights; ``torch.vmap`` over it is not supported).
+    The weights are stacked ``(n_groups, 3H, ·)``; each agent's sequence runs through ``torch.gru`` (the fused
+    kernel behind ``nn.GRU``) with its weight set's slices, so the loop is over agents, not time steps.
+    Why: the first version looped over time with a per-agent ``einsum``, which is 10-40x slower on
+    SMACLite's 200-step episodes (forward + backward, 32 x 200 steps x 5 agents x 64 units, one thread, beside
+    a training job: 3.7-5.6 s for the time loop, 0.36-0.40 s for this; same outputs and gradients to 1e-5):
+    no-sharing QMIX on terran_5v5 had not reached its first evaluation after 11 CPU-minutes.
     """
 
     def __init__(self, in_features: int, hidden: int, n_groups: int) -> None:
@@ -79,29 +83,26 @@ class GroupedGRU(nn.Module):
         self.b_hh = nn.Parameter(torch.empty(n_groups, 3 * hidden).uniform_(-k, k))
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` ``(B, T, N, in)``; agent ``i`` uses weight set ``i`` (``index`` None, needs ``N == n_groups``) or
-        ``index[i]`` (an ``(N,)`` map of agents to weight sets, e.g. SePS clusters)."""
+        """``x`` ``(B, T, N, in)``, ``h0`` ``(B, N, H)`` or None; agent ``i`` uses weight set ``i`` (``index`` None,
+        needs ``N == n_groups``) or ``index[i]`` (an ``(N,)`` map of agents to weight sets, e.g. SePS clusters).
+        Returns the outputs ``(B, T, N, H)`` and the last hidden state ``(B, N, H)``."""
         B, T, N, _ = x.shape
         if index is None:
             if N != self.n_groups:
                 raise ValueError(f"GroupedGRU has {self.n_groups} agents' weights, got {N} agents")
-            w_ih, w_hh, b_ih, b_hh = self.w_ih, self.w_hh, self.b_ih, self.b_hh
+            groups = list(range(N))
         else:
             if index.shape != (N,):
                 raise ValueError(f"GroupedGRU takes an (N,) = ({N},) agent -> weight-set index, got shape {tuple(index.shape)}")
-            w_ih, w_hh, b_ih, b_hh = self.w_ih[index], self.w_hh[index], self.b_ih[index], self.b_hh[index]
-        H = self.hidden
-        gi = torch.einsum("btni,ngi->btng", x, w_ih) + b_ih  # (B, T, N, 3H)
-        h = x.new_zeros(B, N, H) if h0 is None else h0
-        out = []
-        for t in range(T):
-            gh = torch.einsum("bnh,ngh->bng", h, w_hh) + b_hh
-            r = torch.sigmoid(gi[:, t, :, :H] + gh[..., :H])
-            z = torch.sigmoid(gi[:, t, :, H:2 * H] + gh[..., H:2 * H])
-            n = torch.tanh(gi[:, t, :, 2 * H:] + r * gh[..., 2 * H:])
-            h = (1 - z) * n + z * h
-            out.append(h)
-        return torch.stack(out, 1), h
+            groups = index.tolist()
+        outs, last = [], []
+        for i, g in enumerate(groups):
+            h = x.new_zeros(1, B, self.hidden) if h0 is None else h0[:, i].unsqueeze(0).contiguous()
+            y, h_T = torch.gru(x[:, :, i], h, [self.w_ih[g], self.w_hh[g], self.b_ih[g], self.b_hh[g]],
+                               True, 1, 0.0, self.training, False, True)
+            outs.append(y)
+            last.append(h_T[0])
+        return torch.stack(outs, 2), torch.stack(last, 1)
 
 
 class RecurrentQNet(nn.Module):

@@ -54,14 +54,19 @@ def test_grouped_gru_matches_nn_gru_per_agent():
     torch.manual_seed(0)
     grouped = GroupedGRU(6, 8, n_groups=2)
     x = torch.randn(3, 5, 2, 6)
-    y, h = grouped(x, None)
+    h0 = torch.randn(3, 2, 8)
+    y, h = grouped(x, h0)
+    (y.square().sum() + h.sum()).backward()
     for i in range(2):
         ref = nn.GRU(6, 8, batch_first=True)
         with torch.no_grad():
             ref.weight_ih_l0.copy_(grouped.w_ih[i]), ref.weight_hh_l0.copy_(grouped.w_hh[i])
             ref.bias_ih_l0.copy_(grouped.b_ih[i]), ref.bias_hh_l0.copy_(grouped.b_hh[i])
-        y_ref, h_ref = ref(x[:, :, i])
+        y_ref, h_ref = ref(x[:, :, i], h0[:, i].unsqueeze(0).contiguous())
         assert torch.allclose(y[:, :, i], y_ref, atol=1e-5) and torch.allclose(h[:, i], h_ref[0], atol=1e-5)
+        (y_ref.square().sum() + h_ref.sum()).backward()  # each agent's gradient reaches only its own weight set
+        assert torch.allclose(grouped.w_ih.grad[i], ref.weight_ih_l0.grad, atol=1e-4)
+        assert torch.allclose(grouped.w_hh.grad[i], ref.weight_hh_l0.grad, atol=1e-4)
     shared_y, _ = SharedGRU(6, 8)(x, None)
     assert shared_y.shape == y.shape
 
