@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gymgen.agents.marl.layers import LinearFactory, dense_linear
+from gymgen.agents.marl.layers import LinearFactory, dense_linear, grouped_matmul
 
 
 @dataclass
@@ -93,35 +93,14 @@ class _BinarizeSTE(torch.autograd.Function):
         return torch.tanh(grad)
 
 
-def grouped_matmul(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``y[r] = x[r] @ w[index[r]]^T`` for every row ``r``: ``x`` ``(..., in)``, ``w`` ``(M, out, in)``, ``index``
-    (long, ``x.shape[:-1]``) -> ``(..., out)``. Rows are sorted by mask id, multiplied by their mask's weight in
-    one matmul per mask and put back in place; ids outside ``0..M-1`` raise naming them.
-
-    Why not compute every mask and gather (the first version): that does ``M`` times the multiply-adds. Forward +
-    backward of one 64x64 layer over 25,600 rows with 3 masks, one thread, beside two training jobs: 60 / 90 ms
-    (min / median) for compute-all-and-gather, 23 / 44 ms grouped, 52 / 80 ms for ``torch.where`` over the masks.
-    Reading the ids' range and counts syncs on a GPU (not measured there)."""
-    M = w.shape[0]
-    flat_x, flat_i = x.reshape(-1, x.shape[-1]), index.reshape(-1)
-    if flat_i.numel() and not (0 <= int(flat_i.min()) and int(flat_i.max()) < M):
-        raise ValueError(f"index holds mask ids {int(flat_i.min())}..{int(flat_i.max())}, but the layer has {M} masks "
-                         f"(ids 0..{M - 1})")
-    counts = torch.bincount(flat_i, minlength=M).tolist()
-    order = torch.argsort(flat_i, stable=True)
-    y_sorted = torch.cat([rows @ w[m].T for m, rows in enumerate(flat_x.index_select(0, order).split(counts))])
-    y = y_sorted.new_empty(y_sorted.shape).index_copy(0, order, y_sorted)
-    return y.reshape(*x.shape[:-1], w.shape[1])
-
-
 class KaleidoscopeLinear(nn.Module):
     """A linear layer with one shared ``weight (out, in)`` / ``bias (out,)`` and ``n_masks`` learnable
     threshold sets ``thresholds (n_masks, out, in)``; mask ``i`` computes ``x @ W_i^T + b`` with
     ``W_i = sign(W) * relu(|W| - sigmoid(s_i))``.
 
-    ``forward(x, index=None)``: ``x`` ``(..., in)``; ``index`` (long) picks the mask per row: ``(G,)``
-    aligned with ``x``'s second-to-last (agent) dimension (one batched einsum), or broadcastable to
-    ``x.shape[:-1]`` (e.g. unit types varying per battle: ``grouped_matmul``, one matmul per mask).
+    ``forward(x, index=None)``: ``x`` ``(..., in)``; ``index`` (long) picks the mask per row through
+    ``layers.grouped_matmul``: ``(G,)`` aligned with ``x``'s second-to-last (agent) dimension, or broadcastable to
+    ``x.shape[:-1]`` (e.g. unit types varying per battle).
     ``index=None`` needs ``x.shape[-2] == n_masks`` (row ``i`` uses mask ``i``).
     ``reset_scale`` / ``reset_bias`` are the threshold draw of ``reset_dead_weights`` (default: as init).
     """
@@ -174,11 +153,7 @@ class KaleidoscopeLinear(nn.Module):
             index = torch.arange(M, device=x.device)
         if index.dtype != torch.long:
             raise ValueError(f"index must be int64 (mask id per row), got {index.dtype}")
-        w = self.masked_weights()
-        if index.dim() == 1 and x.dim() >= 2 and index.shape[0] == x.shape[-2]:
-            y = torch.einsum("...ni,noi->...no", x, w[index])
-        else:
-            y = grouped_matmul(x, w, index.expand(x.shape[:-1]))
+        y = grouped_matmul(x, self.masked_weights(), index)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:

@@ -47,12 +47,38 @@ class SharedLinear(nn.Linear):
         return super().forward(x)
 
 
+def grouped_matmul(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``y[r] = x[r] @ w[index[r]]^T`` for every row ``r``: ``x`` ``(..., in)``, ``w`` ``(M, out, in)`` weight sets,
+    ``index`` (long) -> ``(..., out)``.
+
+    ``index`` of shape ``(N,)`` aligned with ``x``'s second-to-last (agent) dimension is one batched ``einsum``.
+    Any other ``index`` broadcastable to ``x.shape[:-1]`` (e.g. unit types varying per battle) sorts the rows by
+    id, multiplies each id's rows by its weight set in one matmul and puts them back in place; ids outside
+    ``0..M-1`` raise naming them.
+
+    Why not compute every weight set for every row and gather (the first version): that does ``M`` times the
+    multiply-adds. Forward + backward of one 64x64 layer over 25,600 rows with 3 sets, one thread, beside two
+    training jobs: 60 / 90 ms (min / median) for compute-all-and-gather, 23 / 44 ms sorted, 52 / 80 ms for
+    ``torch.where`` over the sets. Reading the ids' range and counts syncs on a GPU (not measured there)."""
+    if index.dim() == 1 and x.dim() >= 2 and index.shape[0] == x.shape[-2]:
+        return torch.einsum("...ni,noi->...no", x, w[index])
+    M = w.shape[0]
+    flat_x, flat_i = x.reshape(-1, x.shape[-1]), index.expand(x.shape[:-1]).reshape(-1)
+    if flat_i.numel() and not (0 <= int(flat_i.min()) and int(flat_i.max()) < M):
+        raise ValueError(f"index holds ids {int(flat_i.min())}..{int(flat_i.max())}, but the layer has {M} weight sets "
+                         f"(ids 0..{M - 1})")
+    counts = torch.bincount(flat_i, minlength=M).tolist()
+    order = torch.argsort(flat_i, stable=True)
+    y_sorted = torch.cat([rows @ w[m].T for m, rows in enumerate(flat_x.index_select(0, order).split(counts))])
+    y = y_sorted.new_empty(y_sorted.shape).index_copy(0, order, y_sorted)
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
 class GroupedLinear(nn.Module):
     """``n_groups`` independent linear maps (weights ``(G, out, in)``); row ``r`` uses group ``index[r]``.
 
-    With ``index`` of shape ``(G,)`` aligned with the agent dimension (``x`` is ``(..., G, in)``) this is
-    one batched ``einsum`` (no gather, no copies). A general per-row ``index`` computes all ``G`` outputs
-    and gathers the right one (``G`` times the compute; fine for the few groups MARL nets have).
+    Rows are routed by ``grouped_matmul``: ``index`` of shape ``(G,)`` aligned with the agent dimension (``x`` is
+    ``(..., G, in)``), or any per-row ``index`` broadcastable to ``x.shape[:-1]``.
     Each group is initialised like ``nn.Linear``.
     """
 
@@ -80,15 +106,8 @@ class GroupedLinear(nn.Module):
                     f"GroupedLinear with {G} groups needs an index, or x of shape (..., {G}, in); got {tuple(x.shape)}"
                 )
             index = torch.arange(G, device=x.device)
-        if index.dim() == 1 and x.dim() >= 2 and index.shape[0] == x.shape[-2]:
-            w, b = self.weight[index], None if self.bias is None else self.bias[index]  # (n, out, in)
-            y = torch.einsum("...ni,noi->...no", x, w)
-            return y if b is None else y + b
-        y = torch.einsum("...i,goi->...go", x, self.weight)
-        if self.bias is not None:
-            y = y + self.bias
-        idx = index.expand(x.shape[:-1]).unsqueeze(-1).unsqueeze(-1).expand(*x.shape[:-1], 1, self.out_features)
-        return y.gather(-2, idx).squeeze(-2)
+        y = grouped_matmul(x, self.weight, index)
+        return y if self.bias is None else y + self.bias[index]  # (G, out) or (index..., out): broadcasts as y
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, n_groups={self.n_groups}"

@@ -90,7 +90,7 @@ def test_general_index_routes_rows_by_their_mask_id():
     per_battle = torch.tensor([[2, 0, 1, 1, 0, 2]])  # (1, 6): the same types in every battle
     assert torch.allclose(layer(x, per_battle), layer(x, per_battle.expand(4, 6)), atol=1e-6)
     assert layer(torch.randn(0, 6, 5), idx[:0]).shape == (0, 6, 2)
-    with pytest.raises(ValueError, match="mask ids 3..3, but the layer has 3 masks"):
+    with pytest.raises(ValueError, match="ids 3..3, but the layer has 3 weight sets"):
         layer(x, torch.full((4, 6), 3))
     with pytest.raises(ValueError, match="needs an index"):
         layer(torch.randn(2, 5, 5))
