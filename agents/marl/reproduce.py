@@ -148,9 +148,16 @@ def _records(paths: list[str | Path]) -> Iterator[tuple[str | None, dict[str, An
 _MASK_METRICS = ("pairwise_mask_distance", "effective_params", "flops_ratio")
 
 
-def summary(paths: list[str | Path], thresholds: list[float], paired_against: str | None = None) -> str:
-    """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds, and time to
-    thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge.
+def _seed_value(rows: list[dict[str, Any]], metric: str, last: int) -> float | None:
+    """One seed's score on ``metric``: the mean over its last ``last`` evaluations that log it (``last=1``: the
+    final one), or None when none does. Averaging a few evaluations damps one lucky or unlucky test."""
+    vals = [r[metric] for r in rows if metric in r][-last:]
+    return float(np.mean(vals)) if vals else None
+
+
+def summary(paths: list[str | Path], thresholds: list[float], paired_against: str | None = None, last: int = 1) -> str:
+    """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds (with ``last`` > 1,
+    each seed's mean over its last ``last`` evaluations), and time to thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge.
     A path given as ``"label=path"`` shows ``label`` instead (its file should hold one configuration).
     ``paired_against`` (a label or method as shown) adds a table of its per-seed differences to every other
     method on the same env (see :func:`paired`)."""
@@ -165,11 +172,15 @@ def summary(paths: list[str | Path], thresholds: list[float], paired_against: st
     head = ["method", "env", "seeds", "env steps", *(m.replace("test_", "") for m in metrics), "train wall s", "load",
             *(f"time to win {t:g} (s, per seed)" for t in thresholds)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
+        raise ValueError(f"last must be a positive int (how many final evaluations to average), got {last!r}")
+    if last > 1:
+        lines.insert(0, f"Scores are each seed's mean over its last {last} evaluations.\n")
     for (method, env), seeds in sorted(runs.items()):
         finals = [rows[-1] for rows in seeds.values()]
         cells = []
         for m in metrics:
-            vals = [r[m] for r in finals if m in r]
+            vals = [v for rows in seeds.values() if (v := _seed_value(rows, m, last)) is not None]
             mean, hw = ci95(vals)
             digits = 0 if m == "effective_params" else 3
             cells.append("—" if not vals else f"{mean:.{digits}f} ± {hw:.{digits}f}" if not math.isnan(hw) else f"{mean:.{digits}f}")
@@ -187,13 +198,14 @@ def summary(paths: list[str | Path], thresholds: list[float], paired_against: st
         row = [method, env.replace("gymgen/", ""), str(len(seeds)), "/".join(map(str, steps)), *cells, f"{wall:.0f}", load, *ttt]
         lines.append("| " + " | ".join(row) + " |")
     if paired_against is not None:
-        lines += ["", paired(runs, paired_against)]
+        lines += ["", paired(runs, paired_against, last)]
     return "\n".join(lines)
 
 
-def paired(runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]], reference: str) -> str:
+def paired(runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]], reference: str, last: int = 1) -> str:
     """Markdown: ``reference`` minus each other method on the same env, seed by seed (the seeds both ran), on
-    the final ``test_win_rate`` (or ``test_return`` where there is none): mean +- 95% CI of the differences and
+    the final ``test_win_rate`` (or ``test_return`` where there is none; with ``last`` > 1 each seed's mean over
+    its last ``last`` evaluations): mean +- 95% CI of the differences and
     on how many seeds ``reference`` is ahead. Paired differences remove the seed's shared luck (same env seeds)."""
     refs = {env: seeds for (method, env), seeds in runs.items() if method == reference}
     if not refs:
@@ -206,7 +218,8 @@ def paired(runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]], referen
         metric = next((m for m in ("test_win_rate", "test_return") if common and m in seeds[common[0]][-1]), None)
         if metric is None:
             continue
-        diff = paired_difference({s: refs[env][s][-1][metric] for s in common}, {s: seeds[s][-1][metric] for s in common})
+        diff = paired_difference({s: _seed_value(refs[env][s], metric, last) for s in common},
+                                 {s: _seed_value(seeds[s], metric, last) for s in common})
         mean, hw = diff["mean"], diff["ci95"]
         d = 3 if metric == "test_win_rate" else 2
         ci = f"{mean:+.{d}f} ± {hw:.{d}f}" if not math.isnan(hw) else f"{mean:+.{d}f}"
@@ -298,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')
     s.add_argument("--threshold", type=float, nargs="*", default=[0.8, 0.9])
     s.add_argument("--paired-against", default=None, help="label (or method) whose per-seed differences to the others to add")
+    s.add_argument("--last", type=int, default=1, help="score each seed by the mean of its last N evaluations (default 1: the final one)")
     pl = sub.add_parser("plot")
     pl.add_argument("paths", nargs="+", help='JSONL files, each optionally as "label=path"')
     pl.add_argument("--out", type=Path, required=True)
@@ -326,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             refs[name] = float(value)
         print(plot(a.paths, a.out, a.metric, a.x, a.threshold, a.title, a.mean, refs))
     else:
-        print(summary(a.paths, a.threshold, a.paired_against))
+        print(summary(a.paths, a.threshold, a.paired_against, a.last))
     return 0
 
 

@@ -100,3 +100,22 @@ def test_summary_pairs_seeds_against_a_reference(tmp_path):
     assert "| 2 | +0.100 ± 0.000 | 2 of 2 |" in row
     with pytest.raises(SystemExit, match="'nobody'.*K"):
         summary([f"Q={plain}", f"K={kalei}"], [], paired_against="nobody")
+
+
+def test_summary_can_score_each_seed_by_its_last_evaluations(tmp_path):
+    plain, kalei = tmp_path / "q.jsonl", tmp_path / "k.jsonl"
+    _synthetic_runs(plain, "qmix", {}, {0: [0.1, 0.5, 0.3], 1: [0.2, 0.7, 0.5]})
+    _synthetic_runs(kalei, "kaleidoscope_qmix", {}, {0: [0.2, 0.6, 0.6], 1: [0.3, 0.8, 0.3]})
+    table = summary([f"Q={plain}", f"K={kalei}"], [], paired_against="K", last=2)
+    assert table.startswith("Scores are each seed's mean over its last 2 evaluations.")
+    qrow = next(line for line in table.splitlines() if line.startswith("| Q | SMACLite-3m-v0 | 2 |"))
+    mean, hw = ci95([0.4, 0.6])  # seed means of (0.5, 0.3) and (0.7, 0.5)
+    assert f"| {mean:.3f} ± {hw:.3f} |" in qrow
+    # K - Q per seed over the last two: 0.6 - 0.4 = +0.2 and 0.55 - 0.6 = -0.05; on the finals alone: +0.3 and -0.2
+    prow = next(line for line in table.splitlines() if line.startswith("| Q | SMACLite-3m-v0 | win_rate"))
+    d_mean, d_hw = ci95([0.2, -0.05])
+    assert f"| 2 | +{d_mean:.3f} ± {d_hw:.3f} | 1 of 2 |" in prow
+    final = summary([f"Q={plain}", f"K={kalei}"], [], paired_against="K")
+    assert "| 2 | +0.050 ±" in final and not final.startswith("Scores")
+    with pytest.raises(ValueError, match="last must be a positive int.*got 0"):
+        summary([plain], [], last=0)
