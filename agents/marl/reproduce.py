@@ -149,18 +149,21 @@ _MASK_METRICS = ("pairwise_mask_distance", "effective_params", "flops_ratio")
 
 
 def _seed_value(rows: list[dict[str, Any]], metric: str, last: int) -> float | None:
-    """One seed's score on ``metric``: the mean over its last ``last`` evaluations that log it (``last=1``: the
-    final one), or None when none does. Averaging a few evaluations damps one lucky or unlucky test."""
-    vals = [r[metric] for r in rows if metric in r][-last:]
+    """One seed's score on ``metric``: the mean over its last ``last`` evaluations (``last=1``: the final one) of
+    those that log it, or None when none does. Averaging a few evaluations damps one lucky or unlucky test."""
+    vals = [r[metric] for r in rows[-last:] if metric in r]
     return float(np.mean(vals)) if vals else None
 
 
 def summary(paths: list[str | Path], thresholds: list[float], paired_against: str | None = None, last: int = 1) -> str:
     """Markdown: per (method, config, env), the final evaluation's mean +- 95% CI over seeds (with ``last`` > 1,
-    each seed's mean over its last ``last`` evaluations), and time to thresholds; a run's non-default ``config`` is shown beside its method, so differently configured runs never merge.
+    each seed's mean over its last ``last`` evaluations), and time to thresholds; a run's non-default ``config`` is
+    shown beside its method, so differently configured runs never merge.
     A path given as ``"label=path"`` shows ``label`` instead (its file should hold one configuration).
     ``paired_against`` (a label or method as shown) adds a table of its per-seed differences to every other
     method on the same env (see :func:`paired`)."""
+    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
+        raise ValueError(f"last must be a positive int (how many final evaluations to average), got {last!r}")
     runs: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for label, rec in _records(paths):
         cfg = rec["run"].get("config")
@@ -171,11 +174,8 @@ def summary(paths: list[str | Path], thresholds: list[float], paired_against: st
     metrics = ("test_win_rate", "test_return", "test_landmark_distance") + tuple(m for m in _MASK_METRICS if m in present)
     head = ["method", "env", "seeds", "env steps", *(m.replace("test_", "") for m in metrics), "train wall s", "load",
             *(f"time to win {t:g} (s, per seed)" for t in thresholds)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
-        raise ValueError(f"last must be a positive int (how many final evaluations to average), got {last!r}")
-    if last > 1:
-        lines.insert(0, f"Scores are each seed's mean over its last {last} evaluations.\n")
+    note = [f"Scores are each seed's mean over its last {last} evaluations.\n"] if last > 1 else []
+    lines = [*note, "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (method, env), seeds in sorted(runs.items()):
         finals = [rows[-1] for rows in seeds.values()]
         cells = []
